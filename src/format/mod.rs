@@ -1,0 +1,10 @@
+//! Byte layouts of everything sealfs stores in a vault. Pure functions over
+//! bytes; the crypto happens in `crypto`, the I/O in `vault`. The normative
+//! description is `man/sealfs-format.5`.
+
+pub mod base64url;
+pub mod chunk;
+pub mod config;
+pub mod dirid;
+pub mod header;
+pub mod names;

@@ -1,0 +1,538 @@
+//! One vault directory, held open by fd, with operations by plaintext name.
+//! Renames of the directory itself never invalidate the fd.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::dirid::{DIRID_FILE, DIRID_FILE_LEN, DirId};
+use crate::format::names::{
+    DiskName, TEMP_PREFIX, VaultEntry, classify, hashed_long_name, sidecar_of, valid_plain_name,
+};
+
+use super::file::SealedFile;
+use super::keys::VaultKeys;
+use super::sys;
+use super::warn_once;
+
+/// Kind of a directory entry, from the vault's own `d_type`/`st_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Unknown,
+}
+
+impl Kind {
+    pub fn from_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFCHR => Kind::CharDevice,
+            libc::S_IFBLK => Kind::BlockDevice,
+            _ => Kind::Unknown,
+        }
+    }
+
+    fn from_dtype(t: u8) -> Kind {
+        match t {
+            libc::DT_REG => Kind::File,
+            libc::DT_DIR => Kind::Dir,
+            libc::DT_LNK => Kind::Symlink,
+            libc::DT_FIFO => Kind::Fifo,
+            libc::DT_SOCK => Kind::Socket,
+            libc::DT_CHR => Kind::CharDevice,
+            libc::DT_BLK => Kind::BlockDevice,
+            _ => Kind::Unknown,
+        }
+    }
+}
+
+/// One decrypted directory entry.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: OsString,
+    /// The vault entry's own name (ciphertext).
+    pub disk_name: OsString,
+    pub ino: u64,
+    pub kind: Kind,
+}
+
+pub struct Dir {
+    fd: OwnedFd,
+    id: DirId,
+    keys: Arc<VaultKeys>,
+    is_root: bool,
+    /// Vault-relative ciphertext path, for log messages.
+    label: String,
+}
+
+impl Dir {
+    pub(crate) fn root(fd: OwnedFd, keys: Arc<VaultKeys>) -> Dir {
+        let id = keys.root_id;
+        Dir {
+            fd,
+            id,
+            keys,
+            is_root: true,
+            label: ".".into(),
+        }
+    }
+
+    /// Wraps an open vault directory fd, reading its ID file.
+    pub fn from_fd(fd: OwnedFd, keys: Arc<VaultKeys>, label: String) -> Result<Dir> {
+        let raw = match sys::read_small_file(fd.as_fd(), DIRID_FILE.as_bytes(), DIRID_FILE_LEN) {
+            Ok(b) => b,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                warn_once(
+                    &label,
+                    "directory has no directory-ID file (not yet synced?)",
+                );
+                return Err(Error::Corrupt(format!("{label}: missing {DIRID_FILE}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let id = DirId::decode(&raw).ok_or_else(|| {
+            warn_once(&label, "directory-ID file is malformed");
+            Error::Corrupt(format!("{label}/{DIRID_FILE}: malformed"))
+        })?;
+        Ok(Dir {
+            fd,
+            id,
+            keys,
+            is_root: false,
+            label,
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn id(&self) -> &DirId {
+        &self.id
+    }
+
+    pub fn keys(&self) -> &Arc<VaultKeys> {
+        &self.keys
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn child_label(&self, entry: &str) -> String {
+        if self.is_root {
+            entry.to_string()
+        } else {
+            format!("{}/{entry}", self.label)
+        }
+    }
+
+    /// The on-disk name of plaintext `name` in this directory.
+    pub fn disk_name(&self, name: &OsStr) -> Result<DiskName> {
+        let b = sys::bytes(name);
+        valid_plain_name(b).map_err(Error::errno)?;
+        Ok(self.keys.names.disk_name(&self.id, b)?)
+    }
+
+    /// `lstat` of an entry by plaintext name.
+    pub fn stat(&self, name: &OsStr) -> Result<libc::stat> {
+        let dn = self.disk_name(name)?;
+        Ok(sys::fstatat(self.fd(), dn.entry().as_bytes())?)
+    }
+
+    /// Opens an entry as an `O_PATH` fd (for the FUSE inode table), with its stat.
+    pub fn open_path(&self, name: &OsStr) -> Result<(OwnedFd, libc::stat, DiskName)> {
+        let dn = self.disk_name(name)?;
+        let fd = sys::openat(self.fd(), dn.entry().as_bytes(), libc::O_PATH, 0)?;
+        let st = sys::fstat(fd.as_fd())?;
+        Ok((fd, st, dn))
+    }
+
+    /// Decrypts one raw vault name; `None` for entries that are not sealfs
+    /// entries of this directory (logged once).
+    fn decrypt_entry(&self, raw: &OsStr) -> Option<OsString> {
+        use std::os::unix::ffi::OsStringExt;
+        let b = sys::bytes(raw);
+        let full = match classify(b, self.is_root) {
+            VaultEntry::Short(s) => s.to_string(),
+            VaultEntry::Long(h) => {
+                let side = sidecar_of(h);
+                match sys::read_small_file(self.fd(), side.as_bytes(), 8192) {
+                    Ok(v) if std::str::from_utf8(&v).map(hashed_long_name).as_deref() == Ok(h) => {
+                        String::from_utf8(v).ok()?
+                    }
+                    _ => {
+                        warn_once(
+                            &self.child_label(h),
+                            "long name has a missing or mismatched .name sidecar",
+                        );
+                        return None;
+                    }
+                }
+            }
+            VaultEntry::Sidecar | VaultEntry::Internal | VaultEntry::SyncTool => return None,
+            VaultEntry::Foreign => {
+                warn_once(
+                    &self.child_label(&raw.to_string_lossy()),
+                    "not a sealfs entry; hidden",
+                );
+                return None;
+            }
+        };
+        match self.keys.names.decode(&self.id, full.as_bytes()) {
+            Some(n) => Some(OsString::from_vec(n)),
+            None => {
+                warn_once(
+                    &self.child_label(&raw.to_string_lossy()),
+                    "name failed authentication; hidden",
+                );
+                None
+            }
+        }
+    }
+
+    /// Lists the plaintext entries; undecryptable ones are skipped and logged once.
+    pub fn list(&self) -> Result<Vec<DirEntry>> {
+        let raw = sys::read_dir(self.fd())?;
+        let mut out = Vec::with_capacity(raw.len());
+        for r in raw {
+            if let Some(name) = self.decrypt_entry(&r.name) {
+                out.push(DirEntry {
+                    name,
+                    disk_name: r.name,
+                    ino: r.ino,
+                    kind: Kind::from_dtype(r.d_type),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the sidecar of a long name (idempotent).
+    fn put_sidecar(&self, dn: &DiskName) -> Result<()> {
+        if let (Some(side), DiskName::Long { full, .. }) = (dn.sidecar(), dn) {
+            match sys::write_new_file(self.fd(), side.as_bytes(), full.as_bytes(), 0o644, false) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the sidecar of a long name if no entry uses it any more.
+    fn drop_sidecar(&self, dn: &DiskName) {
+        if let Some(side) = dn.sidecar() {
+            if matches!(sys::fstatat(self.fd(), dn.entry().as_bytes()), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
+            {
+                let _ = sys::unlinkat(self.fd(), side.as_bytes(), 0);
+            }
+        }
+    }
+
+    /// Opens a subdirectory by plaintext name.
+    pub fn open_subdir(&self, name: &OsStr) -> Result<Dir> {
+        let dn = self.disk_name(name)?;
+        let fd = sys::open_subdir(self.fd(), dn.entry().as_bytes())?;
+        Dir::from_fd(fd, self.keys.clone(), self.child_label(dn.entry()))
+    }
+
+    /// Creates a directory. Atomic: built under a temporary name with its
+    /// ID file, then renamed into place without replacing anything.
+    pub fn mkdir(&self, name: &OsStr, mode: u32) -> Result<()> {
+        let dn = self.disk_name(name)?;
+        let id = DirId::child(&self.keys.dirid_key, &self.id, sys::bytes(name));
+        let tmp = format!(
+            "{TEMP_PREFIX}{:016x}",
+            u64::from_le_bytes(crate::crypto::random_array()?)
+        );
+        sys::mkdirat(self.fd(), tmp.as_bytes(), mode & 0o7777)?;
+        let result = (|| -> Result<()> {
+            let sub = sys::open_subdir(self.fd(), tmp.as_bytes())?;
+            sys::write_new_file(
+                sub.as_fd(),
+                DIRID_FILE.as_bytes(),
+                &id.encode(),
+                0o444,
+                false,
+            )?;
+            self.put_sidecar(&dn)?;
+            sys::renameat2(
+                self.fd(),
+                tmp.as_bytes(),
+                self.fd(),
+                dn.entry().as_bytes(),
+                libc::RENAME_NOREPLACE,
+            )?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if let Ok(sub) = sys::open_subdir(self.fd(), tmp.as_bytes()) {
+                let _ = sys::unlinkat(sub.as_fd(), DIRID_FILE.as_bytes(), 0);
+            }
+            let _ = sys::unlinkat(self.fd(), tmp.as_bytes(), libc::AT_REMOVEDIR);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Creates a regular file (`O_EXCL` when `exclusive`) and returns it open.
+    /// An existing file is opened (and truncated when `truncate`).
+    pub fn create_file(
+        &self,
+        name: &OsStr,
+        mode: u32,
+        exclusive: bool,
+    ) -> Result<(SealedFile, bool)> {
+        let dn = self.disk_name(name)?;
+        self.put_sidecar(&dn)?;
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        match sys::openat(self.fd(), dn.entry().as_bytes(), flags, mode & 0o7777) {
+            Ok(fd) => {
+                let label = self.child_label(dn.entry());
+                match SealedFile::create(fd, &self.keys, label) {
+                    Ok(f) => Ok((f, true)),
+                    Err(e) => {
+                        let _ = sys::unlinkat(self.fd(), dn.entry().as_bytes(), 0);
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !exclusive => {
+                Ok((self.open_file(name, true)?, false))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates an empty sealed file under a hidden temporary name, for an
+    /// atomic replace with `commit_temp`.
+    pub fn create_temp_file(&self, mode: u32) -> Result<(SealedFile, String)> {
+        let tmp = format!(
+            "{TEMP_PREFIX}{:016x}",
+            u64::from_le_bytes(crate::crypto::random_array()?)
+        );
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        let fd = sys::openat(self.fd(), tmp.as_bytes(), flags, mode & 0o7777)?;
+        match SealedFile::create(fd, &self.keys, self.child_label(&tmp)) {
+            Ok(f) => Ok((f, tmp)),
+            Err(e) => {
+                let _ = sys::unlinkat(self.fd(), tmp.as_bytes(), 0);
+                Err(e)
+            }
+        }
+    }
+
+    /// Renames a temporary file from `create_temp_file` over `name`.
+    pub fn commit_temp(&self, tmp: &str, name: &OsStr) -> Result<()> {
+        let dn = self.disk_name(name)?;
+        self.put_sidecar(&dn)?;
+        sys::renameat2(
+            self.fd(),
+            tmp.as_bytes(),
+            self.fd(),
+            dn.entry().as_bytes(),
+            0,
+        )?;
+        sys::fsync(self.fd())?;
+        Ok(())
+    }
+
+    /// Removes a temporary file after a failure.
+    pub fn discard_temp(&self, tmp: &str) {
+        let _ = sys::unlinkat(self.fd(), tmp.as_bytes(), 0);
+    }
+
+    /// Opens an existing regular file.
+    pub fn open_file(&self, name: &OsStr, writable: bool) -> Result<SealedFile> {
+        let dn = self.disk_name(name)?;
+        let flags = if writable {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        let fd = sys::openat(self.fd(), dn.entry().as_bytes(), flags, 0).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::errno(libc::EISDIR)
+            } else {
+                e.into()
+            }
+        })?;
+        let st = sys::fstat(fd.as_fd())?;
+        if Kind::from_mode(st.st_mode) != Kind::File {
+            return Err(Error::errno(if Kind::from_mode(st.st_mode) == Kind::Dir {
+                libc::EISDIR
+            } else {
+                libc::EINVAL
+            }));
+        }
+        SealedFile::open(fd, &self.keys, self.child_label(dn.entry()))
+    }
+
+    /// Creates a symlink with an encrypted target.
+    pub fn symlink(&self, name: &OsStr, target: &[u8]) -> Result<()> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(Error::errno(libc::EINVAL));
+        }
+        let dn = self.disk_name(name)?;
+        let enc = self.keys.names.encrypt_target(target)?;
+        if enc.len() >= libc::PATH_MAX as usize {
+            return Err(Error::errno(libc::ENAMETOOLONG));
+        }
+        self.put_sidecar(&dn)?;
+        sys::symlinkat(enc.as_bytes(), self.fd(), dn.entry().as_bytes()).map_err(|e| {
+            self.drop_sidecar(&dn);
+            Error::from(e)
+        })
+    }
+
+    /// Reads and decrypts a symlink target by plaintext name.
+    pub fn readlink(&self, name: &OsStr) -> Result<Vec<u8>> {
+        let dn = self.disk_name(name)?;
+        let raw = sys::readlinkat(self.fd(), dn.entry().as_bytes())?;
+        self.decrypt_target(&raw, dn.entry())
+    }
+
+    /// Decrypts a raw stored symlink target.
+    pub fn decrypt_target(&self, raw: &[u8], entry: &str) -> Result<Vec<u8>> {
+        self.keys.names.decrypt_target(raw).ok_or_else(|| {
+            let l = self.child_label(entry);
+            log::error!("symlink target failed authentication: {l}");
+            Error::Corrupt(l)
+        })
+    }
+
+    /// Makes a fifo, socket or device node.
+    pub fn mknod(&self, name: &OsStr, mode: u32, rdev: u64) -> Result<()> {
+        let dn = self.disk_name(name)?;
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => {
+                self.create_file(name, mode, true)?;
+                return Ok(());
+            }
+            libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => {}
+            _ => return Err(Error::errno(libc::EINVAL)),
+        }
+        self.put_sidecar(&dn)?;
+        sys::mknodat(self.fd(), dn.entry().as_bytes(), mode, rdev).map_err(|e| {
+            self.drop_sidecar(&dn);
+            Error::from(e)
+        })
+    }
+
+    /// Makes `name` a new hard link to the inode `fd` refers to.
+    pub fn link(&self, fd: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+        let dn = self.disk_name(name)?;
+        self.put_sidecar(&dn)?;
+        sys::link_fd(fd, self.fd(), dn.entry().as_bytes()).map_err(|e| {
+            self.drop_sidecar(&dn);
+            Error::from(e)
+        })
+    }
+
+    /// Removes a non-directory entry.
+    pub fn unlink(&self, name: &OsStr) -> Result<()> {
+        let dn = self.disk_name(name)?;
+        sys::unlinkat(self.fd(), dn.entry().as_bytes(), 0)?;
+        self.drop_sidecar(&dn);
+        Ok(())
+    }
+
+    /// Removes an empty directory (empty of plaintext entries and of anything
+    /// else but its ID file).
+    pub fn rmdir(&self, name: &OsStr) -> Result<()> {
+        let dn = self.disk_name(name)?;
+        let sub = sys::open_subdir(self.fd(), dn.entry().as_bytes())?;
+        let entries = sys::read_dir(sub.as_fd())?;
+        if entries.iter().any(|e| e.name != DIRID_FILE) {
+            return Err(Error::errno(libc::ENOTEMPTY));
+        }
+        let id = sys::read_small_file(sub.as_fd(), DIRID_FILE.as_bytes(), DIRID_FILE_LEN).ok();
+        match sys::unlinkat(sub.as_fd(), DIRID_FILE.as_bytes(), 0) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Err(e) = sys::unlinkat(self.fd(), dn.entry().as_bytes(), libc::AT_REMOVEDIR) {
+            if let Some(id) = id {
+                let _ = sys::write_new_file(sub.as_fd(), DIRID_FILE.as_bytes(), &id, 0o444, false);
+            }
+            return Err(e.into());
+        }
+        self.drop_sidecar(&dn);
+        Ok(())
+    }
+
+    /// If `from` is a directory and `to/to_entry` an empty one, removes the
+    /// target's ID file; returns what is needed to put it back.
+    fn clear_replaced_dir(
+        &self,
+        from: &str,
+        to: &Dir,
+        to_entry: &str,
+    ) -> Result<Option<(OwnedFd, Vec<u8>)>> {
+        let src = sys::fstatat(self.fd(), from.as_bytes())?;
+        let dst = match sys::fstatat(to.fd(), to_entry.as_bytes()) {
+            Ok(st) => st,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if Kind::from_mode(src.st_mode) != Kind::Dir || Kind::from_mode(dst.st_mode) != Kind::Dir {
+            return Ok(None);
+        }
+        if src.st_ino == dst.st_ino && src.st_dev == dst.st_dev {
+            return Ok(None);
+        }
+        let sub = sys::open_subdir(to.fd(), to_entry.as_bytes())?;
+        if sys::read_dir(sub.as_fd())?
+            .iter()
+            .any(|e| e.name != DIRID_FILE)
+        {
+            return Err(Error::errno(libc::ENOTEMPTY));
+        }
+        let id = sys::read_small_file(sub.as_fd(), DIRID_FILE.as_bytes(), DIRID_FILE_LEN)?;
+        sys::unlinkat(sub.as_fd(), DIRID_FILE.as_bytes(), 0)?;
+        Ok(Some((sub, id)))
+    }
+
+    /// Renames `name` to `to/to_name`; `flags` as for renameat2.
+    pub fn rename(&self, name: &OsStr, to: &Dir, to_name: &OsStr, flags: u32) -> Result<()> {
+        let a = self.disk_name(name)?;
+        let b = to.disk_name(to_name)?;
+        // A directory replacing an empty directory: the target holds only its
+        // ID file, which must go first for the vault rename to succeed.
+        let mut restore = None;
+        if flags & (libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE) == 0 {
+            restore = self.clear_replaced_dir(a.entry(), to, b.entry())?;
+        }
+        to.put_sidecar(&b)?;
+        if let Err(e) = sys::renameat2(
+            self.fd(),
+            a.entry().as_bytes(),
+            to.fd(),
+            b.entry().as_bytes(),
+            flags,
+        ) {
+            if let Some((sub, id)) = restore {
+                let _ = sys::write_new_file(sub.as_fd(), DIRID_FILE.as_bytes(), &id, 0o444, false);
+            }
+            to.drop_sidecar(&b);
+            return Err(e.into());
+        }
+        if flags & libc::RENAME_EXCHANGE == 0 {
+            self.drop_sidecar(&a);
+        }
+        Ok(())
+    }
+}

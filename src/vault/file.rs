@@ -1,0 +1,322 @@
+//! An encrypted vault file with random access: `read_at`, `write_at`,
+//! `set_len`, `sync`. Every byte returned has been authenticated; a chunk
+//! that fails is reported as `Error::Corrupt` (EIO) naming the vault path.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+
+use crate::crypto::{Cipher, NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::format::chunk::{CHUNK_OVERHEAD, Geometry, chunk_aad};
+use crate::format::header::{FileHeader, HEADER_LEN};
+
+use super::keys::VaultKeys;
+use super::sys;
+
+/// How many chunks one batch of a large write seals before writing.
+const BATCH_BYTES: u64 = 1 << 20;
+
+pub struct SealedFile {
+    file: File,
+    dek: Cipher,
+    file_id: [u8; 16],
+    geo: Geometry,
+    size: u64,
+    /// Ciphertext path (or inode) for error messages; never plaintext.
+    label: String,
+}
+
+impl SealedFile {
+    /// Initialises a freshly created, empty vault file: header + one empty final chunk.
+    pub(crate) fn create(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
+        let (header, dek) = keys.new_file()?;
+        let f = SealedFile {
+            file: File::from(fd),
+            dek,
+            file_id: header.file_id,
+            geo: keys.geometry,
+            size: 0,
+            label,
+        };
+        let mut buf = header.encode().to_vec();
+        f.seal_chunk_into(&mut buf, 0, &[], true)?;
+        f.file.write_all_at(&buf, 0)?;
+        f.file.set_len(buf.len() as u64)?;
+        Ok(f)
+    }
+
+    /// Opens an existing vault file: parses the header, unwraps the DEK and
+    /// checks that the length is one a well-formed file can have.
+    pub(crate) fn open(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
+        let file = File::from(fd);
+        let mut hb = [0u8; HEADER_LEN];
+        let n = read_full_at(&file, &mut hb, 0)?;
+        let corrupt = |why: &str| Error::Corrupt(format!("{label}: {why}"));
+        if n < HEADER_LEN {
+            return Err(corrupt(
+                "shorter than a sealfs header (not a sealfs file, or truncated)",
+            ));
+        }
+        let header = FileHeader::decode(&hb).map_err(|e| corrupt(&format!("header: {e:?}")))?;
+        let dek = keys.unwrap_dek(&header).ok_or_else(|| {
+            corrupt("file key failed authentication (tampered header or foreign file)")
+        })?;
+        let len = file.metadata()?.len();
+        let size = keys
+            .geometry
+            .plain_size(len)
+            .ok_or_else(|| corrupt("length is not that of a complete sealfs file (truncated?)"))?;
+        Ok(SealedFile {
+            file,
+            dek: Cipher::new(&dek),
+            file_id: header.file_id,
+            geo: keys.geometry,
+            size,
+            label,
+        })
+    }
+
+    /// Plaintext size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Re-reads the size from the ciphertext length (after an outside change).
+    pub fn refresh_size(&mut self) -> Result<()> {
+        let len = self.file.metadata()?.len();
+        self.size = self.geo.plain_size_for_stat(len);
+        Ok(())
+    }
+
+    fn corrupt(&self, index: u64) -> Error {
+        log::error!("authentication failed: {} chunk {index}", self.label);
+        Error::Corrupt(format!("{}: chunk {index}", self.label))
+    }
+
+    /// Appends the sealed form of `plain` (chunk `index`) to `out`.
+    fn seal_chunk_into(
+        &self,
+        out: &mut Vec<u8>,
+        index: u64,
+        plain: &[u8],
+        last: bool,
+    ) -> Result<()> {
+        let start = out.len();
+        out.resize(start + NONCE_LEN, 0);
+        out.extend_from_slice(plain);
+        let aad = chunk_aad(&self.file_id, index, last);
+        let (nonce, tag) = self.dek.seal(&aad, &mut out[start + NONCE_LEN..])?;
+        out[start..start + NONCE_LEN].copy_from_slice(&nonce);
+        out.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Opens one sealed chunk in place; returns the plaintext slice.
+    fn open_chunk<'a>(&self, sealed: &'a mut [u8], index: u64, last: bool) -> Result<&'a [u8]> {
+        if sealed.len() < CHUNK_OVERHEAD as usize {
+            return Err(self.corrupt(index));
+        }
+        let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+        let body_len = rest.len() - TAG_LEN;
+        let (body, tag) = rest.split_at_mut(body_len);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| self.corrupt(index))?;
+        let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| self.corrupt(index))?;
+        if !self
+            .dek
+            .open(&nonce, &chunk_aad(&self.file_id, index, last), body, &tag)
+        {
+            return Err(self.corrupt(index));
+        }
+        Ok(body)
+    }
+
+    /// Reads and authenticates the plaintext of chunk `index` of the file as
+    /// it is on disk, whose plaintext size is `size`.
+    fn read_chunk(&self, index: u64, size: u64) -> Result<Vec<u8>> {
+        let plen = self.geo.chunk_plain_len(size, index);
+        let mut sealed = vec![0u8; (plen + CHUNK_OVERHEAD) as usize];
+        if read_full_at(&self.file, &mut sealed, self.geo.chunk_offset(index))? != sealed.len() {
+            return Err(self.corrupt(index));
+        }
+        let last = index == self.geo.last_chunk(size);
+        let plain = self.open_chunk(&mut sealed, index, last)?.to_vec();
+        Ok(plain)
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; returns the count (0 at end of file).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let c = self.geo.chunk_size;
+        let end = (offset + buf.len() as u64).min(self.size);
+        let first = offset / c;
+        let last = (end - 1) / c;
+        let file_last = self.geo.last_chunk(self.size);
+        let ct_start = self.geo.chunk_offset(first);
+        let ct_end = self.geo.chunk_offset(last)
+            + self.geo.chunk_plain_len(self.size, last)
+            + CHUNK_OVERHEAD;
+        let mut sealed = vec![0u8; (ct_end - ct_start) as usize];
+        let got = read_full_at(&self.file, &mut sealed, ct_start)?;
+        if got != sealed.len() {
+            return Err(self.corrupt(first + got as u64 / self.geo.sealed_chunk_len()));
+        }
+        let mut pos = 0usize;
+        let mut out = 0usize;
+        for i in first..=last {
+            let clen = (self.geo.chunk_plain_len(self.size, i) + CHUNK_OVERHEAD) as usize;
+            let plain = self.open_chunk(&mut sealed[pos..pos + clen], i, i == file_last)?;
+            pos += clen;
+            let cs = i * c;
+            let from = offset.max(cs) - cs;
+            let to = end.min(cs + c) - cs;
+            let n = (to - from) as usize;
+            buf[out..out + n].copy_from_slice(&plain[from as usize..to as usize]);
+            out += n;
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` at `offset`, growing the file (with zeros in any gap) as needed.
+    pub fn write_at(&mut self, data: &[u8], offset: u64) -> Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(Error::errno(libc::EFBIG))?;
+        self.modify(offset, end, Some(data))?;
+        Ok(data.len())
+    }
+
+    /// Overwrites `[offset, offset+len)` with zeros (punch hole, zero range), within the file only.
+    pub fn zero_range(&mut self, offset: u64, len: u64) -> Result<()> {
+        let end = offset.saturating_add(len).min(self.size);
+        if offset >= end {
+            return Ok(());
+        }
+        self.modify(offset, end, None)
+    }
+
+    /// Truncates or extends (with zeros) to `size`.
+    pub fn set_len(&mut self, size: u64) -> Result<()> {
+        if size > i64::MAX as u64 {
+            return Err(Error::errno(libc::EFBIG));
+        }
+        if size > self.size {
+            return self.modify(self.size, size, None);
+        }
+        if size == self.size {
+            return Ok(());
+        }
+        let k = self.geo.last_chunk(size);
+        let mut plain = if size == 0 {
+            Vec::new()
+        } else {
+            self.read_chunk(k, self.size)?
+        };
+        plain.truncate((size - k * self.geo.chunk_size) as usize);
+        let mut out = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
+        self.seal_chunk_into(&mut out, k, &plain, true)?;
+        let off = self.geo.chunk_offset(k);
+        sys::ftruncate(self.file.as_fd(), off)?;
+        self.size = size;
+        self.file.write_all_at(&out, off)?;
+        Ok(())
+    }
+
+    /// Rewrites the chunks covering `[min(offset, size), end)`: old bytes kept
+    /// outside `[offset, end)`, `data` (or zeros) inside, zeros in any gap
+    /// beyond the old end. Never shrinks.
+    fn modify(&mut self, offset: u64, end: u64, data: Option<&[u8]>) -> Result<()> {
+        if end > i64::MAX as u64 {
+            return Err(Error::errno(libc::EFBIG));
+        }
+        let c = self.geo.chunk_size;
+        let old = self.size;
+        let new = old.max(end);
+        let start = offset.min(old);
+        let mut first = start / c;
+        if new > old && old > 0 {
+            // The old final chunk loses its `last` mark.
+            first = first.min(self.geo.last_chunk(old));
+        }
+        let file_last = self.geo.last_chunk(new);
+        // Chunks past the written range are untouched (when growing, the range
+        // reaches the new end anyway).
+        let last = (end - 1) / c;
+        let batch = (BATCH_BYTES / c).max(1);
+        let mut b0 = first;
+        while b0 <= last {
+            let b1 = (b0 + batch - 1).min(last);
+            let mut out =
+                Vec::with_capacity(((b1 - b0 + 1) * self.geo.sealed_chunk_len()) as usize);
+            let mut plain = Vec::with_capacity(c as usize);
+            for i in b0..=b1 {
+                let cs = i * c;
+                let ce = (cs + c).min(new);
+                plain.clear();
+                plain.resize((ce - cs) as usize, 0);
+                // Old bytes of this chunk that the new data does not fully cover.
+                let old_end = (cs + c).min(old);
+                if cs < old && !(offset <= cs && end >= old_end) {
+                    let old_plain = self.read_chunk(i, old)?;
+                    plain[..old_plain.len()].copy_from_slice(&old_plain);
+                }
+                let from = offset.max(cs);
+                let to = end.min(ce);
+                if from < to {
+                    let dst = &mut plain[(from - cs) as usize..(to - cs) as usize];
+                    match data {
+                        Some(d) => dst
+                            .copy_from_slice(&d[(from - offset) as usize..(to - offset) as usize]),
+                        None => dst.fill(0),
+                    }
+                }
+                self.seal_chunk_into(&mut out, i, &plain, i == file_last)?;
+            }
+            if let Err(e) = self.file.write_all_at(&out, self.geo.chunk_offset(b0)) {
+                // Partially written: take the size from what is on disk now.
+                let _ = self.refresh_size();
+                return Err(e.into());
+            }
+            b0 = b1 + 1;
+        }
+        self.size = new;
+        Ok(())
+    }
+
+    /// Flushes data (and with `!datasync`, metadata) to stable storage.
+    pub fn sync(&self, datasync: bool) -> Result<()> {
+        if datasync {
+            sys::fdatasync(self.file.as_fd())?;
+        } else {
+            sys::fsync(self.file.as_fd())?;
+        }
+        Ok(())
+    }
+}
+
+/// `pread` until `buf` is full or end of file; returns the bytes read.
+fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

@@ -1,0 +1,185 @@
+//! An unlocked vault: the root directory fd plus the vault keys, and the
+//! operations the CLI and the FUSE layer compose.
+
+mod dir;
+mod file;
+mod keys;
+pub mod sys;
+mod unlock;
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use dir::{Dir, DirEntry, Kind};
+pub use file::SealedFile;
+pub use keys::VaultKeys;
+pub use unlock::{Secret, format_recovery_key, parse_recovery_key, read_config};
+
+use crate::crypto::{KdfParams, SecretKey};
+use crate::error::{Error, Result};
+use crate::format::config::{CONFIG_FILE, ConfigFile};
+use crate::format::names::{VaultEntry, classify};
+
+/// Default plaintext chunk size (see sealfs-format(5) for the measurements).
+pub const DEFAULT_CHUNK_SIZE: u32 = 4096;
+
+/// Logs a warning about a vault path once per process (listings repeat).
+pub fn warn_once(vault_path: &str, what: &str) {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(|| Mutex::new(HashSet::new()));
+    let mut s = match seen.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    if s.len() < 100_000 && s.insert(format!("{what}\0{vault_path}")) {
+        log::warn!("vault entry {vault_path}: {what}");
+    }
+}
+
+/// Options for `Vault::create`.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateOptions {
+    pub kdf: KdfParams,
+    pub chunk_size: u32,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            kdf: KdfParams::DEFAULT,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+}
+
+pub struct Vault {
+    root: OwnedFd,
+    keys: Arc<VaultKeys>,
+    path: PathBuf,
+}
+
+fn open_root(path: &Path) -> Result<OwnedFd> {
+    sys::open_dir_path(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => Error::Config(format!("{}: no such directory", path.display())),
+        Some(libc::ENOTDIR) => Error::Config(format!("{}: not a directory", path.display())),
+        _ => Error::Config(format!("{}: {e}", path.display())),
+    })
+}
+
+impl Vault {
+    /// Creates a vault in an empty (or missing) directory; returns the
+    /// unlocked vault and the recovery key (to show once).
+    pub fn create(path: &Path, password: &[u8], opts: CreateOptions) -> Result<(Vault, SecretKey)> {
+        match std::fs::create_dir(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        let root = open_root(path)?;
+        for e in sys::read_dir(root.as_fd())? {
+            let n = sys::bytes(&e.name);
+            if n == CONFIG_FILE.as_bytes() {
+                return Err(Error::Config(format!(
+                    "{} is already a sealfs vault",
+                    path.display()
+                )));
+            }
+            if classify(n, true) != VaultEntry::SyncTool {
+                return Err(Error::Config(format!(
+                    "{} is not empty; a vault is created in an empty directory",
+                    path.display()
+                )));
+            }
+        }
+        let (cfg, rk) = unlock::create_config(password, opts.kdf, opts.chunk_size)?;
+        sys::write_atomic(root.as_fd(), CONFIG_FILE, &cfg.encode(), 0o600)?;
+        let keys = unlock::unlock_config(&cfg, Secret::Password(password))?;
+        Ok((
+            Vault {
+                root,
+                keys: Arc::new(keys),
+                path: path.to_path_buf(),
+            },
+            rk,
+        ))
+    }
+
+    /// Unlocks an existing vault.
+    pub fn unlock(path: &Path, secret: Secret<'_>) -> Result<Vault> {
+        let root = open_root(path)?;
+        let cfg = read_config(root.as_fd())?;
+        let keys = unlock::unlock_config(&cfg, secret)?;
+        Ok(Vault {
+            root,
+            keys: Arc::new(keys),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Reads the public part of the config (no secret needed).
+    pub fn info(path: &Path) -> Result<ConfigFile> {
+        let root = open_root(path)?;
+        read_config(root.as_fd())
+    }
+
+    pub fn keys(&self) -> &Arc<VaultKeys> {
+        &self.keys
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn root_fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> Result<Dir> {
+        let fd = self.root.try_clone()?;
+        Ok(Dir::root(fd, self.keys.clone()))
+    }
+
+    /// Splits a vault-relative plaintext path into its components.
+    fn components(path: &Path) -> Result<Vec<&OsStr>> {
+        let mut out = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(n) => out.push(n),
+                Component::RootDir | Component::CurDir => {}
+                Component::ParentDir | Component::Prefix(_) => {
+                    return Err(Error::errno(libc::EINVAL));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the directory at a plaintext path ("" or "/" is the root).
+    pub fn open_dir(&self, path: &Path) -> Result<Dir> {
+        let mut d = self.root()?;
+        for c in Self::components(path)? {
+            d = d.open_subdir(c)?;
+        }
+        Ok(d)
+    }
+
+    /// Opens the parent directory of a plaintext path and returns it with the last component.
+    pub fn open_parent<'p>(&self, path: &'p Path) -> Result<(Dir, &'p OsStr)> {
+        let comps = Self::components(path)?;
+        let (last, parents) = comps.split_last().ok_or(Error::errno(libc::EINVAL))?;
+        let mut d = self.root()?;
+        for c in parents {
+            d = d.open_subdir(c)?;
+        }
+        Ok((d, last))
+    }
+}

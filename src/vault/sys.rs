@@ -1,0 +1,367 @@
+//! Thin, safe wrappers over the `*at` system calls. Every vault access goes
+//! through a directory fd plus a single path component, never following
+//! symlinks (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`).
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+fn cstr(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`.
+pub fn openat(dir: BorrowedFd<'_>, name: &[u8], flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstr(name)?;
+    // SAFETY: `c` is a valid NUL-terminated string and `dir` a live fd; on
+    // success the kernel returns a new fd that we exclusively own.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a directory by absolute or relative path (only for the vault root
+/// and mountpoint given on the command line).
+pub fn open_dir_path(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let c = cstr(path.as_os_str().as_bytes())?;
+    // SAFETY: valid C string; new fd owned by us on success.
+    let fd = check(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: fresh fd from open.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a subdirectory for listing and as a dirfd.
+pub fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
+    openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// Reopens an `O_PATH` (or any) fd with new flags through `/proc/self/fd`.
+pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let c = cstr(path.as_bytes())?;
+    // SAFETY: valid C string; the magic link names the inode `fd` refers to.
+    let fd = check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The `/proc/self/fd/N` path of an fd, for calls that lack an fd variant.
+pub fn proc_path(fd: BorrowedFd<'_>) -> CString {
+    // Digits only: never contains NUL.
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+pub fn fstatat(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<libc::stat> {
+    let c = cstr(name)?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a valid out-pointer of the right type; `c` is valid.
+    check(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid out-pointer; an empty path with AT_EMPTY_PATH stats `fd`
+    // itself, which also works for O_PATH fds.
+    check(unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: filled by a successful fstatat.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid C string and fd.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) }).map(drop)
+}
+
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &[u8], flags: i32) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid C string and fd.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) }).map(drop)
+}
+
+pub fn renameat2(
+    from_dir: BorrowedFd<'_>,
+    from: &[u8],
+    to_dir: BorrowedFd<'_>,
+    to: &[u8],
+    flags: u32,
+) -> io::Result<()> {
+    let a = cstr(from)?;
+    let b = cstr(to)?;
+    // SAFETY: valid C strings and fds; renameat2 never follows the final component.
+    check(unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            a.as_ptr(),
+            to_dir.as_raw_fd(),
+            b.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+pub fn symlinkat(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let t = cstr(target)?;
+    let c = cstr(name)?;
+    // SAFETY: valid C strings and fd.
+    check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) }).map(drop)
+}
+
+/// Reads a symlink; `name` empty reads the link an `O_PATH` fd refers to.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
+    let c = cstr(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: `buf` is writable for its full length.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// Makes a new hard link `to_dir/to` to the inode `fd` refers to.
+pub fn link_fd(fd: BorrowedFd<'_>, to_dir: BorrowedFd<'_>, to: &[u8]) -> io::Result<()> {
+    let p = proc_path(fd);
+    let b = cstr(to)?;
+    // SAFETY: valid C strings and fds. AT_SYMLINK_FOLLOW resolves only the
+    // /proc magic link to the inode we hold, not a vault symlink.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            to_dir.as_raw_fd(),
+            b.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+pub fn mknodat(dir: BorrowedFd<'_>, name: &[u8], mode: u32, dev: u64) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid C string and fd.
+    check(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode, dev) }).map(drop)
+}
+
+/// chmod of the inode `fd` refers to (works for O_PATH fds).
+pub fn fchmod_any(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    let p = proc_path(fd);
+    // SAFETY: valid C string.
+    check(unsafe { libc::chmod(p.as_ptr(), mode) }).map(drop)
+}
+
+/// chown of the inode `fd` refers to, never following a symlink.
+pub fn fchown_any(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    let u = uid.unwrap_or(u32::MAX);
+    let g = gid.unwrap_or(u32::MAX);
+    // SAFETY: empty path with AT_EMPTY_PATH operates on `fd` itself.
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            u,
+            g,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// Sets atime/mtime of the inode `fd` refers to. `times` as for utimensat.
+pub fn futimens_any(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
+    let p = proc_path(fd);
+    // SAFETY: valid C string and a two-element timespec array. For an O_PATH
+    // fd of a symlink the magic link resolves to the symlink itself, so
+    // AT_SYMLINK_NOFOLLOW keeps it from being followed further.
+    check(unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a live fd.
+    check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(drop)
+}
+
+pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a live fd.
+    check(unsafe { libc::fdatasync(fd.as_raw_fd()) }).map(drop)
+}
+
+pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    let len = i64::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: plain syscall on a live fd.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
+}
+
+pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: valid out-pointer.
+    check(unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: filled on success.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// One raw directory entry.
+pub struct RawEntry {
+    pub name: OsString,
+    pub ino: u64,
+    pub d_type: u8,
+}
+
+/// Lists a directory (fresh fd each call, so concurrent listings don't share offsets).
+pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<RawEntry>> {
+    let fd = openat(dir, b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let raw: RawFd = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    // SAFETY: `raw` is a directory fd we own; fdopendir takes ownership of it.
+    let dirp = unsafe { libc::fdopendir(raw) };
+    if dirp.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so we still own `raw`.
+        unsafe { libc::close(raw) };
+        return Err(e);
+    }
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: errno is thread-local; readdir distinguishes end from error through it.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dirp` is a valid DIR* until closedir below.
+        let ent = unsafe { libc::readdir64(dirp) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            // SAFETY: closes the DIR* and its fd exactly once.
+            unsafe { libc::closedir(dirp) };
+            if e.raw_os_error().unwrap_or(0) != 0 {
+                return Err(e);
+            }
+            return Ok(out);
+        }
+        // SAFETY: `ent` points to a valid dirent64 until the next readdir call;
+        // d_name is NUL-terminated.
+        let (name, ino, d_type) = unsafe {
+            let e = &*ent;
+            (
+                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
+                e.d_ino,
+                e.d_type,
+            )
+        };
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(RawEntry {
+            name: OsString::from_vec(name),
+            ino,
+            d_type,
+        });
+    }
+}
+
+/// Reads a whole small file at `dir/name`.
+pub fn read_small_file(dir: BorrowedFd<'_>, name: &[u8], max: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let fd = openat(dir, name, libc::O_RDONLY, 0)?;
+    let mut f = std::fs::File::from(fd);
+    let mut buf = Vec::new();
+    (&mut f).take(max as u64 + 1).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Writes `data` to a new file `dir/name` (O_EXCL) and fsyncs it.
+pub fn write_new_file(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    data: &[u8],
+    mode: u32,
+    sync: bool,
+) -> io::Result<()> {
+    use std::io::Write;
+    let fd = openat(
+        dir,
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        mode,
+    )?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data)?;
+    if sync {
+        f.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Writes `dir/name` atomically: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(dir: BorrowedFd<'_>, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = format!(
+        "{name}.tmp-{:016x}",
+        u64::from_le_bytes(crate::crypto::random_array()?)
+    );
+    write_new_file(dir, tmp.as_bytes(), data, mode, true)?;
+    if let Err(e) = renameat2(dir, tmp.as_bytes(), dir, name.as_bytes(), 0) {
+        let _ = unlinkat(dir, tmp.as_bytes(), 0);
+        return Err(e);
+    }
+    fsync(dir)
+}
+
+/// `OsStr` as bytes.
+pub fn bytes(s: &OsStr) -> &[u8] {
+    s.as_bytes()
+}
+
+/// File type bits of a mode.
+pub fn file_type(mode: u32) -> u32 {
+    mode & libc::S_IFMT
+}

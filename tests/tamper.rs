@@ -1,0 +1,235 @@
+//! Tampering with the ciphertext: every change is detected and reads fail;
+//! no read ever returns bytes that differ from what was written.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use sealfs::Error;
+use sealfs::format::chunk::CHUNK_OVERHEAD;
+use sealfs::format::header::HEADER_LEN;
+use sealfs::vault::{Secret, Vault};
+
+const C: usize = 4096;
+const SEALED: usize = C + CHUNK_OVERHEAD as usize;
+const SIZE: usize = 3 * C + 100;
+
+struct Fixture {
+    _t: tempfile::TempDir,
+    path: PathBuf,
+    vault: Vault,
+    original: Vec<u8>,
+    /// Vault path of "victim" and of "other" (same size, other file).
+    victim: PathBuf,
+    other: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let (t, path, vault) = new_vault(C as u32);
+    let root = vault.root().unwrap();
+    let original = pattern(SIZE, 1);
+    for (name, seed) in [("victim", 1), ("other", 2)] {
+        let (mut f, _) = root.create_file(OsStr::new(name), 0o644, true).unwrap();
+        f.write_at(&pattern(SIZE, seed), 0).unwrap();
+    }
+    let victim = path.join(root.disk_name(OsStr::new("victim")).unwrap().entry());
+    let other = path.join(root.disk_name(OsStr::new("other")).unwrap().entry());
+    Fixture {
+        _t: t,
+        path,
+        vault,
+        original,
+        victim,
+        other,
+    }
+}
+
+/// Reads all of "victim"; any success must return exactly the original bytes.
+fn read_victim(fx: &Fixture) -> Result<Vec<u8>, Error> {
+    let f = fx.vault.root()?.open_file(OsStr::new("victim"), false)?;
+    let mut buf = vec![0u8; SIZE + 2 * C];
+    let n = f.read_at(&mut buf, 0)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Applies `edit` to the victim's ciphertext and asserts the read fails.
+fn assert_detected(fx: &Fixture, what: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    let good = std::fs::read(&fx.victim).unwrap();
+    let mut bad = good.clone();
+    edit(&mut bad);
+    assert_ne!(bad, good, "{what}: the edit changed nothing");
+    std::fs::write(&fx.victim, &bad).unwrap();
+    match read_victim(fx) {
+        Ok(bytes) => panic!(
+            "{what}: tampering not detected (read {} bytes, equal: {})",
+            bytes.len(),
+            bytes == fx.original
+        ),
+        Err(e) => assert_eq!(e.to_errno(), libc::EIO, "{what}: {e}"),
+    }
+    std::fs::write(&fx.victim, &good).unwrap();
+    assert_eq!(read_victim(fx).unwrap(), fx.original, "{what}: restore");
+}
+
+fn chunk(i: usize) -> std::ops::Range<usize> {
+    let start = HEADER_LEN + i * SEALED;
+    start..start + SEALED
+}
+
+#[test]
+fn every_header_bit_flip_is_detected() {
+    let fx = fixture();
+    for byte in 0..HEADER_LEN {
+        for bit in [0, 7] {
+            assert_detected(&fx, &format!("header byte {byte} bit {bit}"), |b| {
+                b[byte] ^= 1 << bit
+            });
+        }
+    }
+}
+
+#[test]
+fn chunk_nonce_body_and_tag_flips_are_detected() {
+    let fx = fixture();
+    for i in 0..4 {
+        let r = if i < 3 {
+            chunk(i)
+        } else {
+            HEADER_LEN + 3 * SEALED..HEADER_LEN + 3 * SEALED + 128
+        };
+        for (part, off) in [
+            ("nonce", r.start + 3),
+            ("body", r.start + 12 + 50),
+            ("tag", r.end - 1),
+        ] {
+            assert_detected(&fx, &format!("chunk {i} {part}"), |b| b[off] ^= 0x10);
+        }
+    }
+}
+
+#[test]
+fn swapped_chunks_and_chunks_from_another_file_are_detected() {
+    let fx = fixture();
+    assert_detected(&fx, "swap chunks 0 and 1", |b| {
+        let c0 = b[chunk(0)].to_vec();
+        let c1 = b[chunk(1)].to_vec();
+        b[chunk(0)].copy_from_slice(&c1);
+        b[chunk(1)].copy_from_slice(&c0);
+    });
+    let other = std::fs::read(&fx.other).unwrap();
+    for i in 0..3 {
+        assert_detected(&fx, &format!("chunk {i} from another file"), |b| {
+            b[chunk(i)].copy_from_slice(&other[chunk(i)])
+        });
+    }
+    assert_detected(&fx, "other file's header", |b| {
+        b[..HEADER_LEN].copy_from_slice(&other[..HEADER_LEN])
+    });
+}
+
+#[test]
+fn truncation_and_appended_garbage_are_detected() {
+    let fx = fixture();
+    for n in 0..=3 {
+        assert_detected(&fx, &format!("truncated to {n} chunks"), |b| {
+            b.truncate(HEADER_LEN + n * SEALED)
+        });
+    }
+    assert_detected(&fx, "truncated inside the last chunk", |b| {
+        b.truncate(b.len() - 1)
+    });
+    assert_detected(&fx, "truncated to part of the header", |b| b.truncate(40));
+    for extra in [1usize, 28, 100, SEALED, SEALED + 50] {
+        assert_detected(&fx, &format!("{extra} bytes appended"), |b| {
+            b.extend(pattern(extra, 9))
+        });
+    }
+    // A whole valid-looking chunk appended: the real last chunk is marked last.
+    assert_detected(&fx, "chunk appended", |b| {
+        let c = b[chunk(1)].to_vec();
+        b.extend_from_slice(&c);
+    });
+}
+
+#[test]
+fn a_flipped_name_is_hidden_and_never_decrypted_wrongly() {
+    let fx = fixture();
+    let name = fx.victim.file_name().unwrap().to_str().unwrap().to_string();
+    let mut flipped = name.clone().into_bytes();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    std::fs::rename(&fx.victim, fx.path.join(&flipped)).unwrap();
+    let names: Vec<_> = fx
+        .vault
+        .root()
+        .unwrap()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("other")]);
+    assert!(read_victim(&fx).unwrap_err().is_not_found());
+}
+
+fn edit_config(path: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let p = path.join("sealfs.conf");
+    let good = std::fs::read(&p).unwrap();
+    let mut b = good.clone();
+    edit(&mut b);
+    std::fs::write(&p, &b).unwrap();
+    good
+}
+
+#[test]
+fn weakened_or_edited_config_is_refused() {
+    let fx = fixture();
+    // KDF memory (offset 24) lowered below the floor, and lowered but above it
+    // (the vault was made with the floor, so raise-then-compare is the other case).
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "memory lowered below floor",
+            Box::new(|b: &mut Vec<u8>| b[24..28].copy_from_slice(&1024u32.to_le_bytes())),
+        ),
+        (
+            "passes lowered",
+            Box::new(|b: &mut Vec<u8>| b[28..32].copy_from_slice(&1u32.to_le_bytes())),
+        ),
+        (
+            "memory changed",
+            Box::new(|b: &mut Vec<u8>| b[24..28].copy_from_slice(&(128 * 1024u32).to_le_bytes())),
+        ),
+        (
+            "chunk size changed",
+            Box::new(|b: &mut Vec<u8>| b[12..16].copy_from_slice(&8192u32.to_le_bytes())),
+        ),
+        ("generation changed", Box::new(|b: &mut Vec<u8>| b[16] ^= 1)),
+        ("salt flipped", Box::new(|b: &mut Vec<u8>| b[40] ^= 1)),
+        (
+            "vault keys flipped",
+            Box::new(|b: &mut Vec<u8>| b[200] ^= 1),
+        ),
+        (
+            "recovery slot flipped",
+            Box::new(|b: &mut Vec<u8>| b[130] ^= 1),
+        ),
+        (
+            "mac flipped",
+            Box::new(|b: &mut Vec<u8>| {
+                let n = b.len() - 1;
+                b[n] ^= 1
+            }),
+        ),
+    ];
+    for (what, edit) in cases {
+        let good = edit_config(&fx.path, |b| edit(b));
+        let r = Vault::unlock(&fx.path, Secret::Password(PASSWORD));
+        assert!(r.is_err(), "{what}: edited config was accepted");
+        std::fs::write(fx.path.join("sealfs.conf"), good).unwrap();
+    }
+    assert!(Vault::unlock(&fx.path, Secret::Password(PASSWORD)).is_ok());
+}
