@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property, tamper, CLI and (real) FUSE mount
-# tests. Installs what it needs. Mount tests fail, never skip, without FUSE.
+# The whole test suite: POSIX conformance (pjdfstest) and a short fsx run on a
+# real mount, then the unit, property, tamper, CLI and FUSE mount tests.
+# Installs what it needs. Mount tests fail, never skip, without FUSE.
+# Long soak runs: scripts/conformance.sh (fsx 100k x 3), scripts/bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 ensure_fuse
+apt_install sqlite3 git util-linux attr
 export PATH="$HOME/.cargo/bin:$PATH"
+
+leftovers() { grep -E ' fuse\.sealfs ' /proc/mounts | awk '{print $2}' | grep -E '/(sealfs-test-|sealfs-conformance-)' || true; }
+check_leftovers() {
+  local left
+  left=$(leftovers)
+  if [ -n "$left" ]; then
+    echo "mounts left behind by the tests (now unmounted): $left" >&2
+    for m in $left; do umount -l "$m" || true; done
+    return 1
+  fi
+}
+trap 'check_leftovers' EXIT
+
+scripts/conformance.sh --fsx-ops "${SEALFS_FSX_OPS:-20000}" --fsx-seeds "${SEALFS_FSX_SEEDS:-$RANDOM}"
 cargo build --quiet --all-targets
 cargo test --quiet --lib --bins --tests -- --test-threads=4
+check_leftovers

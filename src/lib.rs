@@ -27,6 +27,7 @@ pub mod cli;
 pub mod crypto;
 pub mod error;
 pub mod format;
+pub mod fs;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and one module per command.
 //! Each command is a thin adapter over the vault library.
 
+mod mount;
 mod offline;
 mod password;
 mod setup;
@@ -73,6 +74,30 @@ pub enum Command {
         vault: PathBuf,
         path: PathBuf,
     },
+    /// Mount a vault: a plaintext view of VAULT at MOUNTPOINT
+    Mount {
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Stay in the foreground and log to stderr
+        #[arg(short = 'f', long)]
+        foreground: bool,
+        /// Mount read-only
+        #[arg(long)]
+        read_only: bool,
+        /// Let other users (and root) use the mount
+        #[arg(long)]
+        allow_other: bool,
+        /// FUSE worker threads
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        /// Append the daemon's log to this file (default: discarded once detached)
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<PathBuf>,
+        vault: PathBuf,
+        mountpoint: PathBuf,
+    },
+    /// Unmount and wait until all data is on disk
+    Umount { mountpoint: PathBuf },
 }
 
 /// Runs the parsed command; returns the process exit status.
@@ -95,6 +120,28 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ls { pass, vault, path } => offline::ls(&pass, &vault, &path),
         Command::Cat { pass, vault, path } => offline::cat(&pass, &vault, &path),
         Command::Put { pass, vault, path } => offline::put(&pass, &vault, &path),
+        Command::Mount {
+            pass,
+            foreground,
+            read_only,
+            allow_other,
+            threads,
+            log_file,
+            vault,
+            mountpoint,
+        } => {
+            let a = mount::MountArgs {
+                pass: &pass,
+                vault: &vault,
+                mountpoint: &mountpoint,
+                foreground,
+                read_only,
+                allow_other,
+                threads,
+            };
+            mount::mount(&a, log_file.as_deref())
+        }
+        Command::Umount { mountpoint } => mount::umount(&mountpoint),
     };
     match result {
         Ok(()) => 0,

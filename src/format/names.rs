@@ -148,7 +148,11 @@ pub struct NameCodec {
     names: Cipher,
     nonce_key: SecretKey,
     symlinks: Cipher,
+    xattr_values: Cipher,
 }
+
+/// The pseudo directory ID under which extended-attribute names are encrypted.
+pub const XATTR_NAMESPACE: DirId = DirId(*b"sealfs extended attribute names!");
 
 impl NameCodec {
     /// Builds the codec from the vault's name key (random, wrapped in the config).
@@ -157,6 +161,7 @@ impl NameCodec {
             names: Cipher::new(&name_key.derive("sealfs v1 name encryption")),
             nonce_key: name_key.derive("sealfs v1 name nonce"),
             symlinks: Cipher::new(&name_key.derive("sealfs v1 symlink target")),
+            xattr_values: Cipher::new(&name_key.derive("sealfs v1 xattr value")),
         }
     }
 
@@ -234,6 +239,36 @@ impl NameCodec {
         buf[..NONCE_LEN].copy_from_slice(&nonce);
         buf[NONCE_LEN + target.len()..].copy_from_slice(&tag);
         Ok(base64url::encode(&buf))
+    }
+
+    /// Seals an extended-attribute value, bound to its (encrypted) name.
+    pub fn seal_xattr(&self, enc_name: &[u8], value: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; NONCE_LEN + value.len() + TAG_LEN];
+        buf[NONCE_LEN..NONCE_LEN + value.len()].copy_from_slice(value);
+        let (nonce, tag) = self
+            .xattr_values
+            .seal(enc_name, &mut buf[NONCE_LEN..NONCE_LEN + value.len()])?;
+        buf[..NONCE_LEN].copy_from_slice(&nonce);
+        buf[NONCE_LEN + value.len()..].copy_from_slice(&tag);
+        Ok(buf)
+    }
+
+    /// Opens an extended-attribute value sealed by `seal_xattr`.
+    pub fn open_xattr(&self, enc_name: &[u8], raw: &[u8]) -> Option<Vec<u8>> {
+        if raw.len() < NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (nonce, rest) = raw.split_at(NONCE_LEN);
+        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let mut buf = body.to_vec();
+        self.xattr_values
+            .open(
+                nonce.try_into().ok()?,
+                enc_name,
+                &mut buf,
+                tag.try_into().ok()?,
+            )
+            .then_some(buf)
     }
 
     /// Decrypts a stored symlink target.

@@ -213,18 +213,17 @@ pub fn fchown_any(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io:
     .map(drop)
 }
 
-/// Sets atime/mtime of the inode `fd` refers to. `times` as for utimensat.
+/// Sets atime/mtime of the inode `fd` refers to (works for O_PATH fds,
+/// including symlinks, which are never followed).
 pub fn futimens_any(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
-    let p = proc_path(fd);
-    // SAFETY: valid C string and a two-element timespec array. For an O_PATH
-    // fd of a symlink the magic link resolves to the symlink itself, so
-    // AT_SYMLINK_NOFOLLOW keeps it from being followed further.
+    // SAFETY: an empty path with AT_EMPTY_PATH operates on `fd` itself; `times`
+    // is a two-element array as utimensat requires.
     check(unsafe {
         libc::utimensat(
-            libc::AT_FDCWD,
-            p.as_ptr(),
+            fd.as_raw_fd(),
+            c"".as_ptr(),
             times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
         )
     })
     .map(drop)

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod mount;
+
 use sealfs::crypto::{KDF_FLOOR_MEMORY_KIB, KdfParams};
 use sealfs::vault::{CreateOptions, Secret, Vault};
 

@@ -1,0 +1,332 @@
+//! `sealfs mount` and `sealfs umount`: a daemon that detaches once the mount
+//! is ready, unmounts cleanly on SIGINT/SIGTERM, and an unmount that waits
+//! for the daemon to have flushed everything and exited.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use super::{PassArgs, password};
+use crate::fs::SealFs;
+use crate::vault::{Secret, Vault, sys};
+use crate::{Error, Result};
+
+pub struct MountArgs<'a> {
+    pub pass: &'a PassArgs,
+    pub vault: &'a Path,
+    pub mountpoint: &'a Path,
+    pub foreground: bool,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub threads: usize,
+}
+
+fn runtime_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(d).join("sealfs");
+    }
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 {
+        PathBuf::from("/run/sealfs")
+    } else {
+        PathBuf::from(format!("/tmp/sealfs-{uid}"))
+    }
+}
+
+/// Where the daemon serving `mountpoint` records its pid.
+fn pid_file(mountpoint: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let h = blake3::hash(mountpoint.as_os_str().as_bytes()).to_hex();
+    runtime_dir().join(format!("{}.pid", &h[..16]))
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
+}
+
+fn check_mountpoint(mnt: &Path) -> Result<PathBuf> {
+    let canon = std::fs::canonicalize(mnt)
+        .map_err(|e| Error::Config(format!("mountpoint {}: {e}", mnt.display())))?;
+    if !canon.is_dir() {
+        return Err(Error::Config(format!(
+            "mountpoint {} is not a directory",
+            mnt.display()
+        )));
+    }
+    if is_mountpoint(&canon) {
+        return Err(Error::Config(format!(
+            "{} is already a mountpoint",
+            mnt.display()
+        )));
+    }
+    let mut entries = std::fs::read_dir(&canon)
+        .map_err(|e| Error::Config(format!("mountpoint {}: {e}", mnt.display())))?;
+    if entries.next().is_some() {
+        return Err(Error::Config(format!(
+            "mountpoint {} is not empty",
+            mnt.display()
+        )));
+    }
+    Ok(canon)
+}
+
+/// Takes an exclusive lock on the vault root for the life of the mount, so a
+/// second mount of the same vault on this machine is refused (writes nothing).
+fn lock_vault(vault: &Path) -> Result<OwnedFd> {
+    let fd = sys::open_dir_path(vault)
+        .map_err(|e| Error::Config(format!("{}: {e}", vault.display())))?;
+    // SAFETY: flock on a live fd.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Config(format!(
+            "{} is already mounted by another sealfs process",
+            vault.display()
+        )));
+    }
+    Ok(fd)
+}
+
+fn unmount_now(mnt: &Path) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    // SAFETY: valid C string.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EPERM) {
+        let st = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg(mnt)
+            .status()?;
+        if st.success() {
+            return Ok(());
+        }
+        return Err(std::io::Error::other("fusermount3 -u failed"));
+    }
+    Err(e)
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP in this (and every later) thread and starts a
+/// thread that unmounts when one arrives; the session then ends normally.
+fn handle_signals(mnt: PathBuf) -> Result<()> {
+    // SAFETY: sigset manipulation on a local, then pthread_sigmask of this thread.
+    let set = unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::Builder::new()
+        .name("sealfs-signals".into())
+        .spawn(move || {
+            loop {
+                let mut sig = 0;
+                // SAFETY: `set` is a valid signal set; sigwait writes the signal number.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    continue;
+                }
+                log::info!("signal {sig}: unmounting");
+                match unmount_now(&mnt) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        // Busy: detach now; the session ends when the last user lets go.
+                        log::warn!("unmount: {e}; detaching lazily");
+                        if let Ok(c) = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()) {
+                            // SAFETY: valid C string.
+                            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                        }
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -> Result<()> {
+    // Modes arrive already masked by the caller's umask; ours must not mask them again.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0) };
+    let fs = SealFs::new(vault, a.read_only)?;
+    let mut cfg = fuser::Config::default();
+    let mut opts = vec![
+        fuser::MountOption::FSName(format!("sealfs:{}", vault.path().display())),
+        fuser::MountOption::Subtype("sealfs".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoAtime,
+    ];
+    if a.read_only {
+        opts.push(fuser::MountOption::RO);
+    }
+    cfg.mount_options = opts;
+    cfg.acl = if a.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    cfg.n_threads = Some(a.threads.max(1));
+    cfg.clone_fd = true;
+    handle_signals(mnt.to_path_buf())?;
+    let session = match fuser::Session::new(fs, mnt, &cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            let err = Error::Config(format!("cannot mount on {}: {e}", mnt.display()));
+            if let Some(r) = ready {
+                let mut f = std::fs::File::from(r);
+                let _ = writeln!(f, "{err}");
+            }
+            return Err(err);
+        }
+    };
+    let pidf = pid_file(mnt);
+    let _ = std::fs::create_dir_all(runtime_dir());
+    let _ = std::fs::write(&pidf, format!("{}\n", std::process::id()));
+    if let Some(r) = ready {
+        let mut f = std::fs::File::from(r);
+        let _ = f.write_all(b"OK\n");
+    }
+    let result = session.run();
+    let _ = std::fs::remove_file(&pidf);
+    result.map_err(|e| Error::Config(format!("FUSE session ended with an error: {e}")))
+}
+
+/// Redirects stdin/stdout/stderr to /dev/null (or stderr to a log file).
+fn detach_stdio(log: Option<&Path>) -> Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let err = match log {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)?,
+        None => null.try_clone()?,
+    };
+    // SAFETY: dup2 onto the standard descriptors of this process.
+    unsafe {
+        libc::dup2(null.as_raw_fd(), 0);
+        libc::dup2(null.as_raw_fd(), 1);
+        libc::dup2(err.as_raw_fd(), 2);
+    }
+    Ok(())
+}
+
+pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
+    Vault::info(a.vault)?;
+    let mnt = check_mountpoint(a.mountpoint)?;
+    let lock = lock_vault(a.vault)?;
+    let pw = password::existing(a.pass)?;
+    let vault = Vault::unlock(a.vault, Secret::Password(&pw))?;
+    drop(pw);
+    raise_fd_limit();
+    if a.foreground {
+        let r = serve(&vault, &mnt, a, None);
+        drop(lock);
+        return r;
+    }
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two pipe ends.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: both fds were just created by pipe2 and are owned here.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no other threads exist yet in this process, so fork is safe.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error().into()),
+        0 => {
+            drop(rd);
+            // SAFETY: starts a new session for the daemon.
+            unsafe { libc::setsid() };
+            let _ = detach_stdio(log_file);
+            let code = match serve(&vault, &mnt, a, Some(wr)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    log::error!("{e}");
+                    1
+                }
+            };
+            drop(lock);
+            std::process::exit(code);
+        }
+        _child => {
+            drop(wr);
+            drop(lock);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            if msg.trim() == "OK" {
+                Ok(())
+            } else if msg.trim().is_empty() {
+                Err(Error::Config(
+                    "the mount daemon exited before the mount was ready".into(),
+                ))
+            } else {
+                Err(Error::Config(
+                    msg.trim().trim_start_matches("sealfs: ").to_string(),
+                ))
+            }
+        }
+    }
+}
+
+fn raise_fd_limit() {
+    // The inode table holds one fd per inode the kernel caches.
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        let mut r = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// Unmounts and waits until the daemon has flushed and exited.
+pub fn umount(mnt: &Path) -> Result<()> {
+    let canon =
+        std::fs::canonicalize(mnt).map_err(|e| Error::Config(format!("{}: {e}", mnt.display())))?;
+    if !is_mountpoint(&canon) {
+        return Err(Error::Config(format!("{} is not mounted", mnt.display())));
+    }
+    let pid: Option<i32> = std::fs::read_to_string(pid_file(&canon))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    // SAFETY: pidfd_open syscall with a pid and no flags; returns a new fd or -1.
+    let pidfd = pid
+        .map(|p| unsafe { libc::syscall(libc::SYS_pidfd_open, p, 0) } as i32)
+        .filter(|&fd| fd >= 0);
+    // SAFETY: a non-negative fd from pidfd_open is ours.
+    let pidfd = pidfd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    unmount_now(&canon).map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) => {
+            Error::Config(format!("{} is busy (files are open there)", mnt.display()))
+        }
+        _ => Error::Config(format!("cannot unmount {}: {e}", mnt.display())),
+    })?;
+    if let Some(fd) = pidfd {
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; waits for the daemon to exit (after its final flush).
+        let r = unsafe { libc::poll(&mut p, 1, 120_000) };
+        if r == 0 {
+            return Err(Error::Config(
+                "unmounted, but the daemon did not exit within 120 s".into(),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! The filesystem operations, each `fn(..) -> Result<T>` over the vault
+//! library. The `Filesystem` impl in `mod.rs` only calls these and replies.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use fuser::{FileAttr, FileType};
+
+use super::attr;
+use super::inodes::{Inodes, Node, OpenFile};
+use super::lock;
+use crate::error::{Error, Result};
+use crate::vault::{Dir, Kind, SealedFile, Vault, VaultKeys, sys};
+
+/// One directory listing, taken at opendir.
+pub type Listing = Arc<Vec<(u64, FileType, OsString)>>;
+
+pub struct SealFs {
+    keys: Arc<VaultKeys>,
+    root_backing_ino: u64,
+    pub inodes: Inodes,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Listing>>,
+    next_fh: AtomicU64,
+    pub read_only: bool,
+    root_fd: std::os::fd::OwnedFd,
+}
+
+/// Who is asking (for ownership of new entries).
+#[derive(Clone, Copy)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl SealFs {
+    pub fn new(vault: &Vault, read_only: bool) -> Result<SealFs> {
+        let root = vault.root()?;
+        let st = sys::fstat(root.fd())?;
+        let fd = root.fd().try_clone_to_owned()?;
+        let root_fd = root.fd().try_clone_to_owned()?;
+        let inodes = Inodes::default();
+        inodes.insert_root(Node::new(1, Kind::Dir, fd, ".".into(), Some(root)));
+        Ok(SealFs {
+            keys: vault.keys().clone(),
+            root_backing_ino: st.st_ino,
+            inodes,
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            read_only,
+            root_fd,
+        })
+    }
+
+    /// FUSE inode number of a vault inode: the vault's own, with the vault
+    /// root's number and 1 swapped (FUSE's root is 1).
+    pub fn fuse_ino(&self, backing: u64) -> u64 {
+        if backing == self.root_backing_ino {
+            1
+        } else if backing == 1 {
+            self.root_backing_ino
+        } else {
+            backing
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<VaultKeys> {
+        &self.keys
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::errno(libc::EROFS))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn dir_of(&self, ino: u64) -> Result<Arc<Dir>> {
+        self.inodes.get(ino)?.dir(&self.keys)
+    }
+
+    /// Attributes of a node.
+    pub fn attr_of(&self, node: &Node) -> Result<FileAttr> {
+        let st = sys::fstat(node.fd.as_fd())?;
+        let size = match node.kind {
+            Kind::File => match node.open_file() {
+                Some(f) => lock_read(&f).size(),
+                None => self.keys.geometry.plain_size_for_stat(st.st_size as u64),
+            },
+            Kind::Symlink => match node.symlink_len.get() {
+                Some(n) => *n,
+                None => {
+                    let raw = sys::readlinkat(node.fd.as_fd(), b"")?;
+                    let n = self
+                        .keys
+                        .names
+                        .decrypt_target(&raw)
+                        .map(|t| t.len() as u64)
+                        .unwrap_or(0);
+                    let _ = node.symlink_len.set(n);
+                    n
+                }
+            },
+            _ => st.st_size as u64,
+        };
+        Ok(attr::from_stat(node.ino, &st, size))
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<FileAttr> {
+        let node = self.inodes.get(ino)?;
+        self.attr_of(&node)
+    }
+
+    /// Resolves `parent/name` to a node, counting one kernel lookup.
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
+        let dir = self.dir_of(parent)?;
+        let (fd, st, dn) = dir.open_path(name)?;
+        let ino = self.fuse_ino(st.st_ino);
+        let kind = Kind::from_mode(st.st_mode);
+        let label = if dir.label() == "." {
+            dn.entry().to_string()
+        } else {
+            format!("{}/{}", dir.label(), dn.entry())
+        };
+        let node = self.inodes.lookup(ino, || {
+            let fd = if kind == Kind::Dir {
+                sys::openat(fd.as_fd(), b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
+            } else {
+                fd
+            };
+            Ok(Node::new(ino, kind, fd, label, None))
+        })?;
+        self.attr_of(&node)
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        if ino != 1 {
+            self.inodes.forget(ino, n);
+        }
+    }
+
+    /// Gives a new entry to the caller and the right group (set-gid directories).
+    fn own(&self, dir: &Dir, node_fd: std::os::fd::BorrowedFd<'_>, who: Caller) -> Result<()> {
+        let pst = sys::fstat(dir.fd())?;
+        let gid = if pst.st_mode & libc::S_ISGID != 0 {
+            None
+        } else {
+            Some(who.gid)
+        };
+        if who.uid == 0 && gid.is_none_or(|g| g == 0) {
+            let st = sys::fstat(node_fd)?;
+            if st.st_uid == 0 && gid.is_none_or(|g| g == st.st_gid) {
+                return Ok(());
+            }
+        }
+        sys::fchown_any(node_fd, Some(who.uid), gid)?;
+        Ok(())
+    }
+
+    fn new_entry(&self, parent: u64, dir: &Dir, name: &OsStr, who: Caller) -> Result<FileAttr> {
+        let (fd, _, _) = dir.open_path(name)?;
+        self.own(dir, fd.as_fd(), who)?;
+        drop(fd);
+        self.lookup(parent, name)
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, who: Caller) -> Result<FileAttr> {
+        self.check_writable()?;
+        let dir = self.dir_of(parent)?;
+        dir.mkdir(name, mode)?;
+        self.new_entry(parent, &dir, name, who)
+    }
+
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+        who: Caller,
+    ) -> Result<FileAttr> {
+        self.check_writable()?;
+        let dir = self.dir_of(parent)?;
+        dir.mknod(name, mode, u64::from(rdev))?;
+        self.new_entry(parent, &dir, name, who)
+    }
+
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &[u8],
+        who: Caller,
+    ) -> Result<FileAttr> {
+        self.check_writable()?;
+        let dir = self.dir_of(parent)?;
+        dir.symlink(name, target)?;
+        self.new_entry(parent, &dir, name, who)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let node = self.inodes.get(ino)?;
+        if node.kind != Kind::Symlink {
+            return Err(Error::errno(libc::EINVAL));
+        }
+        let raw = sys::readlinkat(node.fd.as_fd(), b"")?;
+        self.keys.names.decrypt_target(&raw).ok_or_else(|| {
+            log::error!("symlink target failed authentication: {}", node.label);
+            Error::Corrupt(node.label.clone())
+        })
+    }
+
+    pub fn link(&self, ino: u64, parent: u64, name: &OsStr) -> Result<FileAttr> {
+        self.check_writable()?;
+        let node = self.inodes.get(ino)?;
+        if node.kind == Kind::Dir {
+            return Err(Error::errno(libc::EPERM));
+        }
+        let dir = self.dir_of(parent)?;
+        dir.link(node.fd.as_fd(), name)?;
+        self.lookup(parent, name)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+        self.check_writable()?;
+        self.dir_of(parent)?.unlink(name)
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        self.check_writable()?;
+        self.dir_of(parent)?.rmdir(name)
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let from = self.dir_of(parent)?;
+        let to = self.dir_of(newparent)?;
+        from.rename(name, &to, newname, flags)
+    }
+
+    /// Creates and opens a regular file.
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        who: Caller,
+    ) -> Result<(FileAttr, u64)> {
+        self.check_writable()?;
+        let dir = self.dir_of(parent)?;
+        let (file, created) = dir.create_file(name, mode, flags & libc::O_EXCL != 0)?;
+        let (fd, _, _) = dir.open_path(name)?;
+        if created {
+            self.own(&dir, fd.as_fd(), who)?;
+        }
+        drop(fd);
+        let attr = self.lookup(parent, name)?;
+        let node = self.inodes.get(attr.ino.0)?;
+        let shared = match node.open_file() {
+            Some(f) => f,
+            None => {
+                let f = Arc::new(std::sync::RwLock::new(file));
+                node.set_open(&f);
+                f
+            }
+        };
+        if !created && flags & libc::O_TRUNC != 0 {
+            lock_write(&shared).set_len(0)?;
+        }
+        let fh = self.add_handle(shared);
+        Ok((self.attr_of(&node)?, fh))
+    }
+
+    fn add_handle(&self, f: Arc<OpenFile>) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.files).insert(fh, f);
+        fh
+    }
+
+    fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
+        lock(&self.files)
+            .get(&fh)
+            .cloned()
+            .ok_or(Error::errno(libc::EBADF))
+    }
+
+    pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if writable || flags & libc::O_TRUNC != 0 {
+            self.check_writable()?;
+        }
+        let node = self.inodes.get(ino)?;
+        let f = node.open_or_get(&self.keys, writable)?;
+        if flags & libc::O_TRUNC != 0 {
+            lock_write(&f).set_len(0)?;
+        }
+        Ok(self.add_handle(f))
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let f = self.handle(fh)?;
+        let g = lock_read(&f);
+        let mut buf = vec![0u8; (size as u64).min(g.size().saturating_sub(offset)) as usize];
+        let n = g.read_at(&mut buf, offset)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        self.check_writable()?;
+        let f = self.handle(fh)?;
+        let n = lock_write(&f).write_at(data, offset)?;
+        Ok(n as u32)
+    }
+
+    pub fn release(&self, fh: u64) {
+        lock(&self.files).remove(&fh);
+    }
+
+    pub fn fsync(&self, fh: u64, datasync: bool) -> Result<()> {
+        let f = self.handle(fh)?;
+        let g = lock_read(&f);
+        g.sync(datasync)
+    }
+
+    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+        self.check_writable()?;
+        let f = self.handle(fh)?;
+        let mut g = lock_write(&f);
+        let end = offset
+            .checked_add(length)
+            .ok_or(Error::errno(libc::EFBIG))?;
+        let keep = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        match mode & !libc::FALLOC_FL_KEEP_SIZE {
+            0 => {
+                if !keep && end > g.size() {
+                    g.set_len(end)?;
+                }
+            }
+            libc::FALLOC_FL_PUNCH_HOLE if keep => g.zero_range(offset, length)?,
+            libc::FALLOC_FL_ZERO_RANGE => {
+                g.zero_range(offset, length)?;
+                if !keep && end > g.size() {
+                    g.set_len(end)?;
+                }
+            }
+            _ => return Err(Error::errno(libc::EOPNOTSUPP)),
+        }
+        Ok(())
+    }
+
+    /// chmod / chown / truncate / utimens.
+    #[allow(clippy::too_many_arguments)]
+    pub fn setattr(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
+        fh: Option<u64>,
+    ) -> Result<FileAttr> {
+        self.check_writable()?;
+        let node = self.inodes.get(ino)?;
+        if let Some(size) = size {
+            let f = match fh.and_then(|fh| self.handle(fh).ok()) {
+                Some(f) => f,
+                None => node.open_or_get(&self.keys, true)?,
+            };
+            lock_write(&f).set_len(size)?;
+        }
+        if uid.is_some() || gid.is_some() {
+            sys::fchown_any(node.fd.as_fd(), uid, gid)?;
+        }
+        if let Some(mode) = mode {
+            if node.kind == Kind::Symlink {
+                return Err(Error::errno(libc::EOPNOTSUPP));
+            }
+            sys::fchmod_any(node.fd.as_fd(), mode & 0o7777)?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            sys::futimens_any(
+                node.fd.as_fd(),
+                &[attr::timespec(atime), attr::timespec(mtime)],
+            )?;
+        }
+        self.attr_of(&node)
+    }
+
+    /// Lists a directory once, at opendir.
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let node = self.inodes.get(ino)?;
+        let dir = node.dir(&self.keys)?;
+        let mut entries = vec![
+            (ino, FileType::Directory, OsString::from(".")),
+            (ino, FileType::Directory, OsString::from("..")),
+        ];
+        for e in dir.list()? {
+            entries.push((self.fuse_ino(e.ino), attr::file_type(e.kind), e.name));
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dirs).insert(fh, Arc::new(entries));
+        Ok(fh)
+    }
+
+    pub fn listing(&self, fh: u64) -> Result<Listing> {
+        lock(&self.dirs)
+            .get(&fh)
+            .cloned()
+            .ok_or(Error::errno(libc::EBADF))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+
+    pub fn statfs(&self) -> Result<libc::statvfs> {
+        Ok(sys::fstatvfs(self.root_fd.as_fd())?)
+    }
+
+    /// Writes everything to stable storage (at unmount).
+    pub fn flush_all(&self) {
+        for f in self.inodes.open_files() {
+            if let Err(e) = lock_read(&f).sync(false) {
+                log::error!("flush at unmount failed for {}: {e}", lock_read(&f).label());
+            }
+        }
+        // SAFETY: syncfs on a live fd.
+        unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&self.root_fd)) };
+    }
+}
+
+pub fn lock_read(f: &OpenFile) -> std::sync::RwLockReadGuard<'_, SealedFile> {
+    f.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn lock_write(f: &OpenFile) -> std::sync::RwLockWriteGuard<'_, SealedFile> {
+    f.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,138 @@
+//! User extended attributes, with names and values encrypted. Stored on the
+//! vault inode as `user.sealfs.<encrypted name>`; other namespaces are not
+//! supported (security/trusted/system attributes are not synced anyway).
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::AsFd;
+
+use fuser::{Errno, ReplyXattr};
+
+use super::ops::SealFs;
+use crate::error::{Error, Result};
+use crate::format::names::XATTR_NAMESPACE;
+use crate::vault::sys;
+
+const PREFIX: &str = "user.sealfs.";
+const MAX_VALUE: usize = 64 * 1024;
+
+pub fn reply_sized(reply: ReplyXattr, size: u32, r: std::result::Result<Vec<u8>, Errno>) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(e),
+    }
+}
+
+fn check(r: libc::ssize_t) -> Result<usize> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error().into())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+impl SealFs {
+    fn backing_name(&self, name: &OsStr) -> Result<CString> {
+        let b = sys::bytes(name);
+        if !b.starts_with(b"user.") {
+            return Err(Error::errno(libc::EOPNOTSUPP));
+        }
+        if b.len() > 255 {
+            return Err(Error::errno(libc::ERANGE));
+        }
+        let enc = self.keys().names.encode(&XATTR_NAMESPACE, b)?;
+        let full = format!("{PREFIX}{enc}");
+        if full.len() > 255 {
+            return Err(Error::errno(libc::ERANGE));
+        }
+        CString::new(full).map_err(|_| Error::errno(libc::EINVAL))
+    }
+
+    pub fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
+        if self.read_only {
+            return Err(Error::errno(libc::EROFS));
+        }
+        if value.len() > MAX_VALUE {
+            return Err(Error::errno(libc::E2BIG));
+        }
+        let node = self.inodes.get(ino)?;
+        let bname = self.backing_name(name)?;
+        let sealed = self.keys().names.seal_xattr(bname.as_bytes(), value)?;
+        let p = sys::proc_path(node.fd.as_fd());
+        // SAFETY: valid C strings and a buffer of the given length.
+        let r = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                bname.as_ptr(),
+                sealed.as_ptr().cast(),
+                sealed.len(),
+                flags,
+            )
+        };
+        check(r as libc::ssize_t).map(drop)
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+        let node = self.inodes.get(ino)?;
+        let bname = match self.backing_name(name) {
+            Ok(n) => n,
+            Err(e) if e.to_errno() == libc::EOPNOTSUPP => return Err(Error::errno(libc::ENODATA)),
+            Err(e) => return Err(e),
+        };
+        let p = sys::proc_path(node.fd.as_fd());
+        let mut buf = vec![0u8; MAX_VALUE + 64];
+        // SAFETY: valid C strings; `buf` is writable for its length.
+        let n = check(unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                bname.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        })?;
+        self.keys()
+            .names
+            .open_xattr(bname.as_bytes(), &buf[..n])
+            .ok_or_else(|| {
+                log::error!("extended attribute failed authentication: {}", node.label);
+                Error::Corrupt(node.label.clone())
+            })
+    }
+
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        let node = self.inodes.get(ino)?;
+        let p = sys::proc_path(node.fd.as_fd());
+        // SAFETY: a null buffer of size 0 asks for the needed size.
+        let need = check(unsafe { libc::listxattr(p.as_ptr(), std::ptr::null_mut(), 0) })?;
+        let mut buf = vec![0u8; need + 256];
+        // SAFETY: `buf` is writable for its length.
+        let n = check(unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })?;
+        let mut out = Vec::new();
+        for raw in buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+            let Some(enc) = raw.strip_prefix(PREFIX.as_bytes()) else {
+                continue;
+            };
+            if let Some(name) = self.keys().names.decode(&XATTR_NAMESPACE, enc) {
+                out.extend_from_slice(&name);
+                out.push(0);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
+        if self.read_only {
+            return Err(Error::errno(libc::EROFS));
+        }
+        let node = self.inodes.get(ino)?;
+        let bname = match self.backing_name(name) {
+            Ok(n) => n,
+            Err(e) if e.to_errno() == libc::EOPNOTSUPP => return Err(Error::errno(libc::ENODATA)),
+            Err(e) => return Err(e),
+        };
+        let p = sys::proc_path(node.fd.as_fd());
+        // SAFETY: valid C strings.
+        check(unsafe { libc::removexattr(p.as_ptr(), bname.as_ptr()) } as libc::ssize_t).map(drop)
+    }
+}

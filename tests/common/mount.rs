@@ -1,0 +1,123 @@
+//! A real FUSE mount for a test, unmounted on drop even when the test fails.
+//! A mount that cannot be made is a test failure, never a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sealfs");
+
+pub struct Mounted {
+    pub tmp: tempfile::TempDir,
+    pub vault: PathBuf,
+    pub mnt: PathBuf,
+    pub passfile: PathBuf,
+    mounted: bool,
+}
+
+pub fn sealfs(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().expect("run sealfs")
+}
+
+impl Mounted {
+    /// A new vault, mounted with `extra` mount flags.
+    pub fn new(extra: &[&str]) -> Mounted {
+        let tmp = tempfile::Builder::new()
+            .prefix("sealfs-test-")
+            .tempdir()
+            .expect("tempdir");
+        let vault = tmp.path().join("vault");
+        let mnt = tmp.path().join("mnt");
+        let passfile = tmp.path().join("pw");
+        std::fs::create_dir(&mnt).unwrap();
+        std::fs::write(&passfile, "test password\n").unwrap();
+        let o = sealfs(&[
+            "init",
+            "--passfile",
+            p(&passfile),
+            "--kdf-memory",
+            "64",
+            "--recovery-key-file",
+            p(&tmp.path().join("rk")),
+            p(&vault),
+        ]);
+        assert!(
+            o.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut m = Mounted {
+            tmp,
+            vault,
+            mnt,
+            passfile,
+            mounted: false,
+        };
+        m.mount(extra);
+        m
+    }
+
+    pub fn mount(&mut self, extra: &[&str]) {
+        let log = self.tmp.path().join("daemon.log");
+        let mut args = vec![
+            "mount",
+            "--passfile",
+            p(&self.passfile),
+            "--log-file",
+            p(&log),
+        ];
+        args.extend_from_slice(extra);
+        args.push(p(&self.vault));
+        args.push(p(&self.mnt));
+        let o = sealfs(&args);
+        assert!(
+            o.status.success(),
+            "MOUNT FAILED (FUSE must work here: root and /dev/fuse): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        self.mounted = true;
+    }
+
+    pub fn umount(&mut self) {
+        if !self.mounted {
+            return;
+        }
+        self.mounted = false;
+        let o = sealfs(&["umount", p(&self.mnt)]);
+        if !o.status.success() {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            panic!(
+                "sealfs umount failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+
+    pub fn remount(&mut self) {
+        self.umount();
+        self.mount(&[]);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            self.mounted = false;
+            let ok = sealfs(&["umount", p(&self.mnt)]).status.success();
+            if !ok {
+                let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            }
+        }
+    }
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,251 @@
+//! Concurrency, corruption, bad input and shutdown on a real mount.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::mount::{Mounted, p, sealfs};
+use common::pattern;
+
+#[test]
+fn concurrent_writers_on_different_and_same_files() {
+    let m = Arc::new(Mounted::new(&[]));
+    const PER: usize = 300_000;
+    let mut threads = Vec::new();
+    for t in 0..8u64 {
+        let m = m.clone();
+        threads.push(std::thread::spawn(move || {
+            let path = m.path(&format!("own{t}"));
+            let data = pattern(PER, t);
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            for (i, piece) in data.chunks(7919).enumerate() {
+                f.write_all_at(piece, (i * 7919) as u64).unwrap();
+                if i % 5 == 0 {
+                    let mut back = vec![0u8; piece.len()];
+                    f.read_exact_at(&mut back, (i * 7919) as u64).unwrap();
+                    assert_eq!(back, piece);
+                }
+            }
+        }));
+    }
+    let shared = m.path("shared");
+    fs::File::create(&shared)
+        .unwrap()
+        .set_len(4 * PER as u64)
+        .unwrap();
+    for t in 0..4u64 {
+        let shared = shared.clone();
+        threads.push(std::thread::spawn(move || {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&shared)
+                .unwrap();
+            let data = pattern(PER, 100 + t);
+            let base = t * PER as u64;
+            for (i, piece) in data.chunks(5003).enumerate() {
+                f.write_all_at(piece, base + (i * 5003) as u64).unwrap();
+            }
+        }));
+    }
+    for t in threads {
+        t.join().expect("worker panicked");
+    }
+    for t in 0..8u64 {
+        assert!(
+            fs::read(m.path(&format!("own{t}"))).unwrap() == pattern(PER, t),
+            "own{t}"
+        );
+    }
+    let all = fs::read(&shared).unwrap();
+    for t in 0..4usize {
+        assert!(
+            all[t * PER..(t + 1) * PER] == pattern(PER, 100 + t as u64)[..],
+            "shared range {t}"
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_chunk_fails_only_its_range_and_foreign_files_are_hidden() {
+    let mut m = Mounted::new(&[]);
+    let data = pattern(5 * 4096, 4);
+    fs::write(m.path("victim"), &data).unwrap();
+    fs::write(m.path("fine"), b"fine").unwrap();
+    m.umount();
+    // Flip a byte inside chunk 2 of the victim (the larger of the two vault files).
+    let mut files: Vec<_> = fs::read_dir(&m.vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("sealfs.conf"))
+        .collect();
+    files.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    let victim = files.last().unwrap().clone();
+    let mut bytes = fs::read(&victim).unwrap();
+    bytes[88 + 2 * (4096 + 28) + 100] ^= 1;
+    fs::write(&victim, bytes).unwrap();
+    fs::write(
+        m.vault.join("not-a-sealfs-file.txt"),
+        b"dropped here by someone",
+    )
+    .unwrap();
+    m.mount(&[]);
+    let mut names: Vec<_> = fs::read_dir(&m.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["fine", "victim"], "foreign entry hidden");
+    let f = fs::File::open(m.path("victim")).unwrap();
+    let mut buf = vec![0u8; 4096];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, data[..4096]);
+    f.read_exact_at(&mut buf, 3 * 4096).unwrap();
+    assert_eq!(buf, data[3 * 4096..4 * 4096]);
+    let err = f.read_exact_at(&mut buf, 2 * 4096).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    assert_eq!(fs::read(m.path("fine")).unwrap(), b"fine");
+    drop(f);
+    m.umount();
+    let log = m.log();
+    assert!(
+        log.contains("not-a-sealfs-file.txt"),
+        "warning names the vault path: {log}"
+    );
+    assert!(
+        log.contains(victim.file_name().unwrap().to_str().unwrap()),
+        "EIO names the vault path: {log}"
+    );
+}
+
+#[test]
+fn bad_mount_requests_get_clear_errors() {
+    let m = Mounted::new(&[]);
+    let pf = p(&m.passfile);
+    let other = m.tmp.path().join("other-mnt");
+    fs::create_dir(&other).unwrap();
+    // Already mounted vault: refused, nothing corrupted.
+    let o = sealfs(&["mount", "--passfile", pf, p(&m.vault), p(&other)]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already mounted"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Missing and non-empty mountpoints.
+    let o = sealfs(&[
+        "mount",
+        "--passfile",
+        pf,
+        p(&m.vault),
+        p(&m.tmp.path().join("nope")),
+    ]);
+    assert!(!o.status.success());
+    let full = m.tmp.path().join("full");
+    fs::create_dir(&full).unwrap();
+    fs::write(full.join("x"), b"").unwrap();
+    let o = sealfs(&["mount", "--passfile", pf, p(&m.vault), p(&full)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    // Not a vault.
+    let o = sealfs(&["mount", "--passfile", pf, p(&other), p(&other)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a sealfs vault"));
+    // Wrong password: 12.
+    let bad = m.tmp.path().join("badpw");
+    fs::write(&bad, "nope\n").unwrap();
+    let second = m.tmp.path().join("v2");
+    let o = sealfs(&[
+        "init",
+        "--passfile",
+        pf,
+        "--kdf-memory",
+        "64",
+        "--recovery-key-file",
+        p(&m.tmp.path().join("rk2")),
+        p(&second),
+    ]);
+    assert!(o.status.success());
+    let o = sealfs(&["mount", "--passfile", p(&bad), p(&second), p(&other)]);
+    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(fs::read_dir(&other).unwrap().count(), 0);
+    // The original mount still works.
+    fs::write(m.path("still"), b"ok").unwrap();
+    assert_eq!(fs::read(m.path("still")).unwrap(), b"ok");
+}
+
+#[test]
+fn backing_directory_disappearing_gives_errors_not_a_crash() {
+    let mut m = Mounted::new(&[]);
+    fs::create_dir(m.path("d")).unwrap();
+    fs::write(m.path("d/f"), b"data").unwrap();
+    // The sync tool removes the whole vault content underneath us.
+    for e in fs::read_dir(&m.vault).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            fs::remove_dir_all(e.path()).unwrap();
+        }
+    }
+    assert!(fs::read(m.path("d/f")).is_err() || fs::read(m.path("d/f")).unwrap() == b"data");
+    let _ = fs::write(m.path("d/g"), b"x");
+    // The daemon is alive and serves the root.
+    fs::write(m.path("root-file"), b"alive").unwrap();
+    assert_eq!(fs::read(m.path("root-file")).unwrap(), b"alive");
+    m.umount();
+}
+
+#[test]
+fn sigterm_flushes_and_unmounts_cleanly() {
+    let m = Mounted::new(&[]);
+    fs::write(m.path("f"), pattern(100_000, 1)).unwrap();
+    let pid_out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt)))
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&pid_out.stdout)
+        .lines()
+        .next()
+        .expect("daemon pid")
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: pidfd_open on a pid we just found; the fd is closed below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    assert!(pidfd >= 0);
+    // SAFETY: sending SIGTERM to the daemon.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut pfd = libc::pollfd {
+        fd: pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; waits for the daemon to exit.
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 30_000) },
+        1,
+        "daemon exited"
+    );
+    // SAFETY: closing the pidfd we opened.
+    unsafe { libc::close(pidfd) };
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(p(&m.mnt)), "unmounted");
+    let v =
+        sealfs::vault::Vault::unlock(&m.vault, sealfs::vault::Secret::Password(b"test password"))
+            .unwrap();
+    let f = v
+        .root()
+        .unwrap()
+        .open_file(std::ffi::OsStr::new("f"), false)
+        .unwrap();
+    assert_eq!(f.size(), 100_000);
+    // The guard's umount now fails harmlessly; forget it.
+    std::mem::forget(m);
+}
