@@ -16,8 +16,8 @@ use std::time::Duration;
 use fuser::{
     Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
     LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 
 use ops::Caller;
@@ -54,6 +54,27 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> std::result::Result<
     }
 }
 
+/// The attributes of a negative entry: inode 0.
+fn negative_entry() -> fuser::FileAttr {
+    fuser::FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: std::time::UNIX_EPOCH,
+        mtime: std::time::UNIX_EPOCH,
+        ctime: std::time::UNIX_EPOCH,
+        crtime: std::time::UNIX_EPOCH,
+        kind: fuser::FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
 fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
@@ -79,8 +100,20 @@ impl Filesystem for SealFs {
     fn init(&mut self, _req: &Request, cfg: &mut KernelConfig) -> std::io::Result<()> {
         let _ = cfg.set_max_write(1 << 20);
         let _ = cfg.set_max_readahead(1 << 20);
-        let want = InitFlags::FUSE_PARALLEL_DIROPS;
-        let _ = cfg.add_capabilities(want & cfg.capabilities());
+        // Each capability on its own: add_capabilities is all-or-nothing.
+        for flag in [
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_WRITEBACK_CACHE,
+            InitFlags::FUSE_AUTO_INVAL_DATA,
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+        ] {
+            if self.want_capability(flag) && cfg.capabilities().contains(flag) {
+                let _ = cfg.add_capabilities(flag);
+            }
+        }
+        let _ = cfg.set_max_background(64);
+        let _ = cfg.set_congestion_threshold(48);
         Ok(())
     }
 
@@ -89,7 +122,12 @@ impl Filesystem for SealFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        reply_entry(reply, guarded("lookup", || self.lookup(parent.0, name)));
+        match guarded("lookup", || self.lookup(parent.0, name)) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            // A negative entry (inode 0) lets the kernel cache "no such file".
+            Err(e) if e == Errno::ENOENT => reply.entry(&TTL, &negative_entry(), Generation(0)),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -230,7 +268,7 @@ impl Filesystem for SealFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match guarded("open", || self.open(ino.0, flags.0)) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => reply.opened(FileHandle(fh), self.open_flags()),
             Err(e) => reply.error(e),
         }
     }
@@ -328,6 +366,42 @@ impl Filesystem for SealFs {
         };
         for (i, (ino, kind, name)) in listing.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let listing = match guarded("readdirplus", || self.listing(fh.0)) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        for (i, (_, _, name)) in listing.iter().enumerate().skip(offset as usize) {
+            let attr = if name == "." || name == ".." {
+                match guarded("readdirplus", || self.getattr(ino.0)) {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                }
+            } else {
+                // Each entry returned counts as a lookup for the kernel.
+                match guarded("readdirplus", || self.lookup(ino.0, name)) {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                }
+            };
+            let counted = name != "." && name != "..";
+            if reply.add(attr.ino, (i + 1) as u64, name, &TTL, &attr, Generation(0)) {
+                if counted {
+                    self.forget(attr.ino.0, 1);
+                }
                 break;
             }
         }

@@ -26,6 +26,8 @@ pub struct SealFs {
     dirs: Mutex<HashMap<u64, Listing>>,
     next_fh: AtomicU64,
     pub read_only: bool,
+    /// Use the kernel's writeback cache and keep page caches across opens.
+    pub caching: bool,
     root_fd: std::os::fd::OwnedFd,
 }
 
@@ -52,6 +54,7 @@ impl SealFs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             read_only,
+            caching: true,
             root_fd,
         })
     }
@@ -65,6 +68,21 @@ impl SealFs {
             self.root_backing_ino
         } else {
             backing
+        }
+    }
+
+    /// Whether to ask the kernel for `flag` at init.
+    pub fn want_capability(&self, flag: fuser::InitFlags) -> bool {
+        self.caching || flag != fuser::InitFlags::FUSE_WRITEBACK_CACHE
+    }
+
+    /// Flags for open replies: keep the page cache (the kernel drops it when
+    /// it sees a changed mtime or size, FUSE_AUTO_INVAL_DATA).
+    pub fn open_flags(&self) -> fuser::FopenFlags {
+        if self.caching {
+            fuser::FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            fuser::FopenFlags::empty()
         }
     }
 

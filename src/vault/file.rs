@@ -14,8 +14,25 @@ use crate::format::header::{FileHeader, HEADER_LEN};
 use super::keys::VaultKeys;
 use super::sys;
 
-/// How many chunks one batch of a large write seals before writing.
+/// How many plaintext bytes one batch of a large write seals before writing.
 const BATCH_BYTES: u64 = 1 << 20;
+/// From this many bytes on, one request's chunks are sealed/opened on all cores.
+const PARALLEL_BYTES: usize = 128 * 1024;
+
+/// Splits a buffer of sealed-chunk slots into one slice per chunk.
+fn split_slots<'a>(mut buf: &'a mut [u8], lens: &[usize]) -> Vec<&'a mut [u8]> {
+    let mut out = Vec::with_capacity(lens.len());
+    for &l in lens {
+        let (a, b) = std::mem::take(&mut buf).split_at_mut(l + CHUNK_OVERHEAD as usize);
+        out.push(a);
+        buf = b;
+    }
+    out
+}
+
+fn buf_len(lens: &[usize]) -> usize {
+    lens.iter().sum()
+}
 
 pub struct SealedFile {
     file: File,
@@ -113,11 +130,60 @@ impl SealedFile {
         let start = out.len();
         out.resize(start + NONCE_LEN, 0);
         out.extend_from_slice(plain);
-        let aad = chunk_aad(&self.file_id, index, last);
-        let (nonce, tag) = self.dek.seal(&aad, &mut out[start + NONCE_LEN..])?;
-        out[start..start + NONCE_LEN].copy_from_slice(&nonce);
-        out.extend_from_slice(&tag);
-        Ok(())
+        out.resize(out.len() + TAG_LEN, 0);
+        self.seal_slots(
+            &mut out[start..],
+            index,
+            &[plain.len()],
+            index + u64::from(!last),
+        )
+    }
+
+    /// Seals consecutive chunk slots in place. `buf` holds, for each chunk
+    /// from `first`, `nonce space || plaintext || tag space`, with plaintext
+    /// lengths `lens`; `file_last` is the index of the file's final chunk.
+    /// Nonces come from one call to the OS generator; large batches are
+    /// sealed on all cores.
+    fn seal_slots(&self, buf: &mut [u8], first: u64, lens: &[usize], file_last: u64) -> Result<()> {
+        let mut nonces = vec![0u8; NONCE_LEN * lens.len()];
+        crate::crypto::random_bytes(&mut nonces)?;
+        let slots = split_slots(buf, lens);
+        let seal = |(k, slot): (usize, &mut [u8])| -> Result<()> {
+            let i = first + k as u64;
+            let (nonce, rest) = slot.split_at_mut(NONCE_LEN);
+            nonce.copy_from_slice(&nonces[k * NONCE_LEN..(k + 1) * NONCE_LEN]);
+            let n: [u8; NONCE_LEN] = (&*nonce)
+                .try_into()
+                .map_err(|_| Error::errno(libc::EINVAL))?;
+            let body_len = rest.len() - TAG_LEN;
+            let (body, tag) = rest.split_at_mut(body_len);
+            let t =
+                self.dek
+                    .seal_with_nonce(&n, &chunk_aad(&self.file_id, i, i == file_last), body)?;
+            tag.copy_from_slice(&t);
+            Ok(())
+        };
+        if buf_len(lens) >= PARALLEL_BYTES {
+            use rayon::prelude::*;
+            slots.into_par_iter().enumerate().try_for_each(seal)
+        } else {
+            slots.into_iter().enumerate().try_for_each(seal)
+        }
+    }
+
+    /// Opens consecutive sealed chunks in place (layout as in `seal_slots`).
+    fn open_slots(&self, buf: &mut [u8], first: u64, lens: &[usize], file_last: u64) -> Result<()> {
+        let slots = split_slots(buf, lens);
+        let open = |(k, slot): (usize, &mut [u8])| -> Result<()> {
+            let i = first + k as u64;
+            self.open_chunk(slot, i, i == file_last).map(drop)
+        };
+        if buf_len(lens) >= PARALLEL_BYTES {
+            use rayon::prelude::*;
+            slots.into_par_iter().enumerate().try_for_each(open)
+        } else {
+            slots.into_iter().enumerate().try_for_each(open)
+        }
     }
 
     /// Opens one sealed chunk in place; returns the plaintext slice.
@@ -171,12 +237,15 @@ impl SealedFile {
         if got != sealed.len() {
             return Err(self.corrupt(first + got as u64 / self.geo.sealed_chunk_len()));
         }
+        let lens: Vec<usize> = (first..=last)
+            .map(|i| self.geo.chunk_plain_len(self.size, i) as usize)
+            .collect();
+        self.open_slots(&mut sealed, first, &lens, file_last)?;
         let mut pos = 0usize;
         let mut out = 0usize;
-        for i in first..=last {
-            let clen = (self.geo.chunk_plain_len(self.size, i) + CHUNK_OVERHEAD) as usize;
-            let plain = self.open_chunk(&mut sealed[pos..pos + clen], i, i == file_last)?;
-            pos += clen;
+        for (k, i) in (first..=last).enumerate() {
+            let plain = &sealed[pos + NONCE_LEN..pos + NONCE_LEN + lens[k]];
+            pos += lens[k] + CHUNK_OVERHEAD as usize;
             let cs = i * c;
             let from = offset.max(cs) - cs;
             let to = end.min(cs + c) - cs;
@@ -261,12 +330,13 @@ impl SealedFile {
             let b1 = (b0 + batch - 1).min(last);
             let mut out =
                 Vec::with_capacity(((b1 - b0 + 1) * self.geo.sealed_chunk_len()) as usize);
-            let mut plain = Vec::with_capacity(c as usize);
+            let mut lens = Vec::with_capacity((b1 - b0 + 1) as usize);
             for i in b0..=b1 {
                 let cs = i * c;
                 let ce = (cs + c).min(new);
-                plain.clear();
-                plain.resize((ce - cs) as usize, 0);
+                let at = out.len() + NONCE_LEN;
+                out.resize(at + (ce - cs) as usize + TAG_LEN, 0);
+                let plain = &mut out[at..at + (ce - cs) as usize];
                 // Old bytes of this chunk that the new data does not fully cover.
                 let old_end = (cs + c).min(old);
                 if cs < old && !(offset <= cs && end >= old_end) {
@@ -283,8 +353,9 @@ impl SealedFile {
                         None => dst.fill(0),
                     }
                 }
-                self.seal_chunk_into(&mut out, i, &plain, i == file_last)?;
+                lens.push((ce - cs) as usize);
             }
+            self.seal_slots(&mut out, b0, &lens, file_last)?;
             if let Err(e) = self.file.write_all_at(&out, self.geo.chunk_offset(b0)) {
                 // Partially written: take the size from what is on disk now.
                 let _ = self.refresh_size();
