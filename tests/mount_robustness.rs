@@ -249,3 +249,45 @@ fn sigterm_flushes_and_unmounts_cleanly() {
     // The guard's umount now fails harmlessly; forget it.
     std::mem::forget(m);
 }
+
+/// The inode table follows the kernel's cache: after the kernel forgets
+/// inodes (dropped caches), the daemon closes their fds.
+#[test]
+fn forgotten_inodes_release_their_fds() {
+    let m = Mounted::new(&[]);
+    fs::create_dir(m.path("many")).unwrap();
+    for i in 0..2000 {
+        fs::write(m.path(&format!("many/f{i}")), b"x").unwrap();
+    }
+    let pid_out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt)))
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid_out.stdout)
+        .lines()
+        .next()
+        .expect("daemon pid")
+        .trim()
+        .to_string();
+    let fds = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    for e in fs::read_dir(m.path("many")).unwrap() {
+        fs::metadata(e.unwrap().path()).unwrap();
+    }
+    let busy = fds();
+    assert!(busy >= 2000, "one fd per known inode: {busy}");
+    // Ask the kernel to drop its dentry and inode caches: it sends FORGET.
+    fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+    // The kernel queues FORGETs and hands them out ahead of other requests,
+    // so each request we make drives the daemon through the queue.
+    let mut after = fds();
+    for _ in 0..2000 {
+        if after < 500 {
+            break;
+        }
+        // opendir always reaches the daemon (no kernel cache answers it).
+        fs::read_dir(&m.mnt).unwrap().count();
+        after = fds();
+    }
+    assert!(after < 500, "fds after forget: {after} (before: {busy})");
+}

@@ -141,6 +141,10 @@ fn truncation_and_appended_garbage_are_detected() {
     assert_detected(&fx, "truncated inside the last chunk", |b| {
         b.truncate(b.len() - 1)
     });
+    // Cut to the length of an empty file: header plus 28 bytes.
+    assert_detected(&fx, "truncated to the length of an empty file", |b| {
+        b.truncate(HEADER_LEN + 28)
+    });
     assert_detected(&fx, "truncated to part of the header", |b| b.truncate(40));
     for extra in [1usize, 28, 100, SEALED, SEALED + 50] {
         assert_detected(&fx, &format!("{extra} bytes appended"), |b| {

@@ -285,3 +285,30 @@ fn no_plaintext_in_the_vault() {
     }
     assert!(!contains(&all, PASSWORD));
 }
+
+#[test]
+fn recovery_key_unlocks_and_a_wrong_one_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("v");
+    let (v, rk) = Vault::create(&path, PASSWORD, fast_opts(4096)).unwrap();
+    let (mut f, _) = v
+        .root()
+        .unwrap()
+        .create_file(OsStr::new("x"), 0o600, true)
+        .unwrap();
+    f.write_at(b"recoverable", 0).unwrap();
+    drop((f, v));
+    let shown = sealfs::vault::format_recovery_key(&rk);
+    let parsed = sealfs::vault::parse_recovery_key(&shown).unwrap();
+    let v = Vault::unlock(&path, sealfs::vault::Secret::RecoveryKey(&parsed)).unwrap();
+    let f = v.root().unwrap().open_file(OsStr::new("x"), false).unwrap();
+    let mut b = [0u8; 11];
+    f.read_at(&mut b, 0).unwrap();
+    assert_eq!(&b, b"recoverable");
+    let wrong = sealfs::crypto::SecretKey::from_slice(&[0x42; 32]).unwrap();
+    assert!(matches!(
+        Vault::unlock(&path, sealfs::vault::Secret::RecoveryKey(&wrong)),
+        Err(sealfs::Error::WrongPassword)
+    ));
+    assert!(sealfs::vault::parse_recovery_key("not a key").is_err());
+}

@@ -105,6 +105,11 @@ impl SealFs {
     /// Attributes of a node.
     pub fn attr_of(&self, node: &Node) -> Result<FileAttr> {
         let st = sys::fstat(node.fd.as_fd())?;
+        self.attr_with(node, &st)
+    }
+
+    /// Attributes of a node whose vault inode has stat `st`.
+    fn attr_with(&self, node: &Node, st: &libc::stat) -> Result<FileAttr> {
         let size = match node.kind {
             Kind::File => match node.open_file() {
                 Some(f) => lock_read(&f).size(),
@@ -126,7 +131,7 @@ impl SealFs {
             },
             _ => st.st_size as u64,
         };
-        Ok(attr::from_stat(node.ino, &st, size))
+        Ok(attr::from_stat(node.ino, st, size))
     }
 
     pub fn getattr(&self, ino: u64) -> Result<FileAttr> {
@@ -138,22 +143,30 @@ impl SealFs {
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
         let dir = self.dir_of(parent)?;
         let (fd, st, dn) = dir.open_path(name)?;
-        let ino = self.fuse_ino(st.st_ino);
-        let kind = Kind::from_mode(st.st_mode);
-        let label = if dir.label() == "." {
-            dn.entry().to_string()
-        } else {
-            format!("{}/{}", dir.label(), dn.entry())
-        };
-        let node = self.inodes.lookup(ino, || {
-            let fd = if kind == Kind::Dir {
+        let label = child_label(&dir, dn.entry());
+        let node = self.register(&st, label, None, move |kind| {
+            Ok(if kind == Kind::Dir {
                 sys::openat(fd.as_fd(), b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
             } else {
                 fd
-            };
-            Ok(Node::new(ino, kind, fd, label, None))
+            })
         })?;
-        self.attr_of(&node)
+        self.attr_with(&node, &st)
+    }
+
+    /// Counts one kernel lookup of the vault inode `st`, building its node
+    /// (with the fd from `fd`) if the kernel did not know it yet.
+    fn register(
+        &self,
+        st: &libc::stat,
+        label: String,
+        dir: Option<Dir>,
+        fd: impl FnOnce(Kind) -> Result<std::os::fd::OwnedFd>,
+    ) -> Result<Arc<Node>> {
+        let ino = self.fuse_ino(st.st_ino);
+        let kind = Kind::from_mode(st.st_mode);
+        self.inodes
+            .lookup(ino, || Ok(Node::new(ino, kind, fd(kind)?, label, dir)))
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
@@ -162,36 +175,45 @@ impl SealFs {
         }
     }
 
-    /// Gives a new entry to the caller and the right group (set-gid directories).
-    fn own(&self, dir: &Dir, node_fd: std::os::fd::BorrowedFd<'_>, who: Caller) -> Result<()> {
+    /// Gives a new entry to the caller and the right group (set-gid
+    /// directories); returns the entry's stat afterwards.
+    fn own(
+        &self,
+        dir: &Dir,
+        node_fd: std::os::fd::BorrowedFd<'_>,
+        who: Caller,
+    ) -> Result<libc::stat> {
         let pst = sys::fstat(dir.fd())?;
         let gid = if pst.st_mode & libc::S_ISGID != 0 {
             None
         } else {
             Some(who.gid)
         };
-        if who.uid == 0 && gid.is_none_or(|g| g == 0) {
-            let st = sys::fstat(node_fd)?;
-            if st.st_uid == 0 && gid.is_none_or(|g| g == st.st_gid) {
-                return Ok(());
-            }
+        let st = sys::fstat(node_fd)?;
+        if st.st_uid == who.uid && gid.is_none_or(|g| g == st.st_gid) {
+            return Ok(st);
         }
         sys::fchown_any(node_fd, Some(who.uid), gid)?;
-        Ok(())
+        Ok(sys::fstat(node_fd)?)
     }
 
-    fn new_entry(&self, parent: u64, dir: &Dir, name: &OsStr, who: Caller) -> Result<FileAttr> {
-        let (fd, _, _) = dir.open_path(name)?;
-        self.own(dir, fd.as_fd(), who)?;
-        drop(fd);
-        self.lookup(parent, name)
+    /// Registers an entry just created by name (symlink, special file).
+    fn new_entry(&self, dir: &Dir, name: &OsStr, who: Caller) -> Result<FileAttr> {
+        let (fd, _, dn) = dir.open_path(name)?;
+        let st = self.own(dir, fd.as_fd(), who)?;
+        let node = self.register(&st, child_label(dir, dn.entry()), None, |_| Ok(fd))?;
+        self.attr_with(&node, &st)
     }
 
     pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, who: Caller) -> Result<FileAttr> {
         self.check_writable()?;
         let dir = self.dir_of(parent)?;
-        dir.mkdir(name, mode)?;
-        self.new_entry(parent, &dir, name, who)
+        let sub = dir.mkdir(name, mode)?;
+        let st = self.own(&dir, sub.fd(), who)?;
+        let fd = sub.fd().try_clone_to_owned()?;
+        let label = sub.label().to_string();
+        let node = self.register(&st, label, Some(sub), |_| Ok(fd))?;
+        self.attr_with(&node, &st)
     }
 
     pub fn mknod(
@@ -205,7 +227,7 @@ impl SealFs {
         self.check_writable()?;
         let dir = self.dir_of(parent)?;
         dir.mknod(name, mode, u64::from(rdev))?;
-        self.new_entry(parent, &dir, name, who)
+        self.new_entry(&dir, name, who)
     }
 
     pub fn symlink(
@@ -218,7 +240,7 @@ impl SealFs {
         self.check_writable()?;
         let dir = self.dir_of(parent)?;
         dir.symlink(name, target)?;
-        self.new_entry(parent, &dir, name, who)
+        self.new_entry(&dir, name, who)
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
@@ -280,13 +302,14 @@ impl SealFs {
         self.check_writable()?;
         let dir = self.dir_of(parent)?;
         let (file, created) = dir.create_file(name, mode, flags & libc::O_EXCL != 0)?;
-        let (fd, _, _) = dir.open_path(name)?;
-        if created {
-            self.own(&dir, fd.as_fd(), who)?;
-        }
-        drop(fd);
-        let attr = self.lookup(parent, name)?;
-        let node = self.inodes.get(attr.ino.0)?;
+        let st = if created {
+            self.own(&dir, file.fd(), who)?
+        } else {
+            sys::fstat(file.fd())?
+        };
+        let fd = file.fd().try_clone_to_owned()?;
+        let label = file.label().to_string();
+        let node = self.register(&st, label, None, |_| Ok(fd))?;
         let shared = match node.open_file() {
             Some(f) => f,
             None => {
@@ -460,6 +483,15 @@ impl SealFs {
         }
         // SAFETY: syncfs on a live fd.
         unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&self.root_fd)) };
+    }
+}
+
+/// Ciphertext path of an entry of `dir`, for log messages.
+fn child_label(dir: &Dir, entry: &str) -> String {
+    if dir.label() == "." {
+        entry.to_string()
+    } else {
+        format!("{}/{}", dir.label(), entry)
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::dirid::{DIRID_FILE, DIRID_FILE_LEN, DirId};
 use crate::format::names::{
-    DiskName, TEMP_PREFIX, VaultEntry, classify, hashed_long_name, sidecar_of, valid_plain_name,
+    DiskName, MAX_SHORT_NAME, TEMP_PREFIX, VaultEntry, classify, hashed_long_name, sidecar_of,
+    valid_plain_name,
 };
 
 use super::file::SealedFile;
@@ -169,7 +170,11 @@ impl Dir {
             VaultEntry::Long(h) => {
                 let side = sidecar_of(h);
                 match sys::read_small_file(self.fd(), side.as_bytes(), 8192) {
-                    Ok(v) if std::str::from_utf8(&v).map(hashed_long_name).as_deref() == Ok(h) => {
+                    Ok(v)
+                        if v.len() > MAX_SHORT_NAME
+                            && std::str::from_utf8(&v).map(hashed_long_name).as_deref()
+                                == Ok(h) =>
+                    {
                         String::from_utf8(v).ok()?
                     }
                     _ => {
@@ -219,12 +224,18 @@ impl Dir {
         Ok(out)
     }
 
-    /// Writes the sidecar of a long name (idempotent).
+    /// Writes the sidecar of a long name durably (idempotent; a damaged
+    /// existing sidecar is replaced atomically).
     fn put_sidecar(&self, dn: &DiskName) -> Result<()> {
         if let (Some(side), DiskName::Long { full, .. }) = (dn.sidecar(), dn) {
-            match sys::write_new_file(self.fd(), side.as_bytes(), full.as_bytes(), 0o644, false) {
+            match sys::write_new_file(self.fd(), side.as_bytes(), full.as_bytes(), 0o644, true) {
                 Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    let current = sys::read_small_file(self.fd(), side.as_bytes(), 8192).ok();
+                    if current.as_deref() != Some(full.as_bytes()) {
+                        sys::write_atomic(self.fd(), &side, full.as_bytes(), 0o644)?;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -250,7 +261,7 @@ impl Dir {
 
     /// Creates a directory. Atomic: built under a temporary name with its
     /// ID file, then renamed into place without replacing anything.
-    pub fn mkdir(&self, name: &OsStr, mode: u32) -> Result<()> {
+    pub fn mkdir(&self, name: &OsStr, mode: u32) -> Result<Dir> {
         let dn = self.disk_name(name)?;
         let id = DirId::child(&self.keys.dirid_key, &self.id, sys::bytes(name));
         let tmp = format!(
@@ -258,14 +269,15 @@ impl Dir {
             u64::from_le_bytes(crate::crypto::random_array()?)
         );
         sys::mkdirat(self.fd(), tmp.as_bytes(), mode & 0o7777)?;
-        let result = (|| -> Result<()> {
+        let result = (|| -> Result<OwnedFd> {
             let sub = sys::open_subdir(self.fd(), tmp.as_bytes())?;
+            // Durable before the directory gets its name: never an empty ID file.
             sys::write_new_file(
                 sub.as_fd(),
                 DIRID_FILE.as_bytes(),
                 &id.encode(),
                 0o444,
-                false,
+                true,
             )?;
             self.put_sidecar(&dn)?;
             sys::renameat2(
@@ -275,16 +287,25 @@ impl Dir {
                 dn.entry().as_bytes(),
                 libc::RENAME_NOREPLACE,
             )?;
-            Ok(())
+            Ok(sub)
         })();
-        if let Err(e) = result {
-            if let Ok(sub) = sys::open_subdir(self.fd(), tmp.as_bytes()) {
-                let _ = sys::unlinkat(sub.as_fd(), DIRID_FILE.as_bytes(), 0);
+        match result {
+            // The fd opened under the temporary name follows the rename.
+            Ok(sub) => Ok(Dir {
+                fd: sub,
+                id,
+                keys: self.keys.clone(),
+                is_root: false,
+                label: self.child_label(dn.entry()),
+            }),
+            Err(e) => {
+                if let Ok(sub) = sys::open_subdir(self.fd(), tmp.as_bytes()) {
+                    let _ = sys::unlinkat(sub.as_fd(), DIRID_FILE.as_bytes(), 0);
+                }
+                let _ = sys::unlinkat(self.fd(), tmp.as_bytes(), libc::AT_REMOVEDIR);
+                Err(e)
             }
-            let _ = sys::unlinkat(self.fd(), tmp.as_bytes(), libc::AT_REMOVEDIR);
-            return Err(e);
         }
-        Ok(())
     }
 
     /// Creates a regular file (`O_EXCL` when `exclusive`) and returns it open.
@@ -305,6 +326,7 @@ impl Dir {
                     Ok(f) => Ok((f, true)),
                     Err(e) => {
                         let _ = sys::unlinkat(self.fd(), dn.entry().as_bytes(), 0);
+                        self.drop_sidecar(&dn);
                         Err(e)
                     }
                 }
@@ -357,11 +379,13 @@ impl Dir {
     /// Opens an existing regular file.
     pub fn open_file(&self, name: &OsStr, writable: bool) -> Result<SealedFile> {
         let dn = self.disk_name(name)?;
-        let flags = if writable {
-            libc::O_RDWR
-        } else {
-            libc::O_RDONLY
-        };
+        // O_NONBLOCK: a FIFO under this name must not hang us; it is refused below.
+        let flags = libc::O_NONBLOCK
+            | if writable {
+                libc::O_RDWR
+            } else {
+                libc::O_RDONLY
+            };
         let fd = sys::openat(self.fd(), dn.entry().as_bytes(), flags, 0).map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
                 Error::errno(libc::EISDIR)
@@ -501,7 +525,12 @@ impl Dir {
         {
             return Err(Error::errno(libc::ENOTEMPTY));
         }
-        let id = sys::read_small_file(sub.as_fd(), DIRID_FILE.as_bytes(), DIRID_FILE_LEN)?;
+        let id = match sys::read_small_file(sub.as_fd(), DIRID_FILE.as_bytes(), DIRID_FILE_LEN) {
+            Ok(id) => id,
+            // Already without its ID file (a crash, a half-synced vault): nothing to move away.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         sys::unlinkat(sub.as_fd(), DIRID_FILE.as_bytes(), 0)?;
         Ok(Some((sub, id)))
     }

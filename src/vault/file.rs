@@ -58,8 +58,8 @@ impl SealedFile {
         };
         let mut buf = header.encode().to_vec();
         f.seal_chunk_into(&mut buf, 0, &[], true)?;
+        // The file was created empty (O_EXCL), so one write makes it whole.
         f.file.write_all_at(&buf, 0)?;
-        f.file.set_len(buf.len() as u64)?;
         Ok(f)
     }
 
@@ -84,14 +84,19 @@ impl SealedFile {
             .geometry
             .plain_size(len)
             .ok_or_else(|| corrupt("length is not that of a complete sealfs file (truncated?)"))?;
-        Ok(SealedFile {
+        let f = SealedFile {
             file,
             dek: Cipher::new(&dek),
             file_id: header.file_id,
             geo: keys.geometry,
             size,
             label,
-        })
+        };
+        // The final chunk carries the `last` mark: authenticating it here
+        // catches truncation to any chunk boundary (even to an "empty" file)
+        // before a reader or a stat-only open believes the size.
+        f.read_chunk(f.geo.last_chunk(size), size)?;
+        Ok(f)
     }
 
     /// Plaintext size.
@@ -298,9 +303,12 @@ impl SealedFile {
         let mut out = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
         self.seal_chunk_into(&mut out, k, &plain, true)?;
         let off = self.geo.chunk_offset(k);
-        sys::ftruncate(self.file.as_fd(), off)?;
-        self.size = size;
+        // New final chunk first, then cut: a crash in between leaves a final
+        // chunk marked last followed by stale bytes (EIO at the tail), never
+        // a file that lost its only chunk.
         self.file.write_all_at(&out, off)?;
+        sys::ftruncate(self.file.as_fd(), off + out.len() as u64)?;
+        self.size = size;
         Ok(())
     }
 
@@ -355,16 +363,55 @@ impl SealedFile {
                 }
                 lens.push((ce - cs) as usize);
             }
-            self.seal_slots(&mut out, b0, &lens, file_last)?;
+            if let Err(e) = self.seal_slots(&mut out, b0, &lens, file_last) {
+                self.restore_after_failed_growth(old, new);
+                return Err(e);
+            }
             if let Err(e) = self.file.write_all_at(&out, self.geo.chunk_offset(b0)) {
-                // Partially written: take the size from what is on disk now.
-                let _ = self.refresh_size();
+                self.restore_after_failed_growth(old, new);
                 return Err(e.into());
             }
             b0 = b1 + 1;
         }
         self.size = new;
         Ok(())
+    }
+
+    /// After a growing write failed part-way (ENOSPC, I/O error), puts the
+    /// file back to its old length with its old final chunk marked last, so
+    /// the failure does not leave a tail that can never be read or appended.
+    fn restore_after_failed_growth(&mut self, old: u64, new: u64) {
+        if new <= old {
+            let _ = self.refresh_size();
+            return;
+        }
+        let restore = || -> Result<()> {
+            let k = self.geo.last_chunk(old);
+            let mut plain = if old == 0 {
+                Vec::new()
+            } else {
+                // Chunk k may already be resealed as a non-final chunk of the new size.
+                self.read_chunk(k, new)
+                    .or_else(|_| self.read_chunk(k, old))?
+            };
+            plain.truncate((old - k * self.geo.chunk_size) as usize);
+            let mut out = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
+            self.seal_chunk_into(&mut out, k, &plain, true)?;
+            let off = self.geo.chunk_offset(k);
+            self.file.write_all_at(&out, off)?;
+            sys::ftruncate(self.file.as_fd(), off + out.len() as u64)?;
+            Ok(())
+        };
+        match restore() {
+            Ok(()) => self.size = old,
+            Err(e) => {
+                log::error!(
+                    "{}: could not restore the file after a failed write: {e}",
+                    self.label
+                );
+                let _ = self.refresh_size();
+            }
+        }
     }
 
     /// Flushes data (and with `!datasync`, metadata) to stable storage.

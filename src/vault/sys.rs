@@ -4,7 +4,7 @@
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 fn cstr(name: &[u8]) -> io::Result<CString> {
@@ -308,10 +308,14 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<RawEntry>> {
     }
 }
 
-/// Reads a whole small file at `dir/name`.
+/// Reads a whole small regular file at `dir/name` (never blocks on a FIFO
+/// planted under that name, and refuses anything but a regular file).
 pub fn read_small_file(dir: BorrowedFd<'_>, name: &[u8], max: usize) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let fd = openat(dir, name, libc::O_RDONLY, 0)?;
+    let fd = openat(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    if fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let mut f = std::fs::File::from(fd);
     let mut buf = Vec::new();
     (&mut f).take(max as u64 + 1).read_to_end(&mut buf)?;

@@ -208,10 +208,11 @@ pub fn format_recovery_key(k: &SecretKey) -> String {
 
 /// Parses a recovery key, ignoring dashes and whitespace.
 pub fn parse_recovery_key(s: &str) -> Result<SecretKey> {
-    let hex: Vec<u8> = s
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'-')
-        .collect();
+    let hex = zeroize::Zeroizing::new(
+        s.bytes()
+            .filter(|c| !c.is_ascii_whitespace() && *c != b'-')
+            .collect::<Vec<u8>>(),
+    );
     let bad = || Error::Config("a recovery key is 64 hexadecimal digits".into());
     if hex.len() != 64 {
         return Err(bad());
