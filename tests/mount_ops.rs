@@ -397,3 +397,47 @@ fn big_file_streams_through() {
     }
     assert_eq!(r.read(&mut buf).unwrap(), 0);
 }
+
+#[test]
+fn writes_and_truncation_by_others_drop_set_id_bits() {
+    let m = Mounted::new(&["--allow-other"]);
+    for (name, cmd) in [("w", "echo x >> \"$0\""), ("t", "truncate -s 1 \"$0\"")] {
+        let p = m.path(name);
+        fs::write(&p, b"data").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o6777)).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o6777);
+        let o = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                cmd,
+            ])
+            .arg(&p)
+            .output()
+            .expect("setpriv");
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            fs::metadata(&p).unwrap().mode() & 0o7777,
+            0o0777,
+            "{name}: set-ID bits dropped"
+        );
+    }
+    // The owner's own root writes keep them.
+    let p = m.path("r");
+    fs::write(&p, b"data").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o4755)).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .unwrap()
+        .write_all(b"more")
+        .unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o4755);
+}

@@ -90,6 +90,10 @@ pub enum Command {
         /// FUSE worker threads
         #[arg(long, default_value_t = 4)]
         threads: usize,
+        /// Send every write to the vault at once instead of through the
+        /// kernel's writeback cache (slower for small writes)
+        #[arg(long)]
+        no_writeback_cache: bool,
         /// Append the daemon's log to this file (default: discarded once detached)
         #[arg(long, value_name = "FILE")]
         log_file: Option<PathBuf>,
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> i32 {
             read_only,
             allow_other,
             threads,
+            no_writeback_cache,
             log_file,
             vault,
             mountpoint,
@@ -138,6 +143,7 @@ pub fn run(cli: Cli) -> i32 {
                 read_only,
                 allow_other,
                 threads,
+                no_writeback_cache,
             };
             mount::mount(&a, log_file.as_deref())
         }

@@ -19,6 +19,7 @@ pub struct MountArgs<'a> {
     pub read_only: bool,
     pub allow_other: bool,
     pub threads: usize,
+    pub no_writeback_cache: bool,
 }
 
 fn runtime_dir() -> PathBuf {
@@ -157,7 +158,8 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     // Modes arrive already masked by the caller's umask; ours must not mask them again.
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0) };
-    let fs = SealFs::new(vault, a.read_only)?;
+    let mut fs = SealFs::new(vault, a.read_only)?;
+    fs.caching = !a.no_writeback_cache;
     let mut cfg = fuser::Config::default();
     let mut opts = vec![
         fuser::MountOption::FSName(format!("sealfs:{}", vault.path().display())),

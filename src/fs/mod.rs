@@ -107,6 +107,7 @@ impl Filesystem for SealFs {
             InitFlags::FUSE_AUTO_INVAL_DATA,
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             if self.want_capability(flag) && cfg.capabilities().contains(flag) {
                 let _ = cfg.add_capabilities(flag);
@@ -143,7 +144,7 @@ impl Filesystem for SealFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -159,8 +160,19 @@ impl Filesystem for SealFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let caller = caller(req);
         let r = guarded("setattr", || {
-            self.setattr(ino.0, mode, uid, gid, size, atime, mtime, fh.map(|f| f.0))
+            self.setattr(
+                ino.0,
+                mode,
+                uid,
+                gid,
+                size,
+                atime,
+                mtime,
+                fh.map(|f| f.0),
+                caller,
+            )
         });
         match r {
             Ok(a) => reply.attr(&TTL, &a),
@@ -293,16 +305,17 @@ impl Filesystem for SealFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match guarded("write", || self.write(fh.0, offset, data)) {
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match guarded("write", || self.write(ino.0, fh.0, offset, data, kill)) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }

@@ -360,11 +360,37 @@ impl SealFs {
         Ok(buf)
     }
 
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+    /// `kill_suidgid`: the kernel asks us (FUSE_HANDLE_KILLPRIV_V2) to drop
+    /// set-user-ID and set-group-ID bits, as a write by a non-owner must.
+    pub fn write(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        kill_suidgid: bool,
+    ) -> Result<u32> {
         self.check_writable()?;
         let f = self.handle(fh)?;
+        if kill_suidgid {
+            self.kill_suidgid(&*self.inodes.get(ino)?)?;
+        }
         let n = lock_write(&f).write_at(data, offset)?;
         Ok(n as u32)
+    }
+
+    /// Clears S_ISUID, and S_ISGID when group-executable, as the kernel would
+    /// for a write or truncate by an unprivileged caller.
+    fn kill_suidgid(&self, node: &Node) -> Result<()> {
+        let st = sys::fstat(node.fd.as_fd())?;
+        let mut kill = libc::S_ISUID;
+        if st.st_mode & libc::S_IXGRP != 0 {
+            kill |= libc::S_ISGID;
+        }
+        if node.kind == Kind::File && st.st_mode & kill != 0 {
+            sys::fchmod_any(node.fd.as_fd(), st.st_mode & 0o7777 & !kill)?;
+        }
+        Ok(())
     }
 
     pub fn release(&self, fh: u64) {
@@ -415,10 +441,16 @@ impl SealFs {
         atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
         fh: Option<u64>,
+        who: Caller,
     ) -> Result<FileAttr> {
         self.check_writable()?;
         let node = self.inodes.get(ino)?;
         if let Some(size) = size {
+            // Truncation by anyone but root drops set-ID bits (killpriv v2
+            // leaves this to us; fuser does not pass FATTR_KILL_SUIDGID).
+            if who.uid != 0 && mode.is_none() {
+                self.kill_suidgid(&node)?;
+            }
             let f = match fh.and_then(|fh| self.handle(fh).ok()) {
                 Some(f) => f,
                 None => node.open_or_get(&self.keys, true)?,
