@@ -190,6 +190,7 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
             return Err(err);
         }
     };
+    tune_readahead(mnt);
     let pidf = pid_file(mnt);
     let _ = std::fs::create_dir_all(runtime_dir());
     let _ = std::fs::write(&pidf, format!("{}\n", std::process::id()));
@@ -200,6 +201,35 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     let result = session.run();
     let _ = std::fs::remove_file(&pidf);
     result.map_err(|e| Error::Config(format!("FUSE session ended with an error: {e}")))
+}
+
+/// Kernel readahead for this mount, in KiB. The kernel starts FUSE mounts at
+/// 128 KiB, which caps cold sequential reads at 128 KiB requests; a larger
+/// window lets several 1 MiB reads be decrypted in parallel (1.0 -> 1.8 GB/s
+/// on the reference machine). It only applies to sequential access.
+const READAHEAD_KIB: u32 = 8192;
+
+/// Raises the readahead window of the mount's backing device info (root only;
+/// best effort).
+fn tune_readahead(mnt: &Path) {
+    // The device number comes from mountinfo: a stat of the mountpoint would
+    // be a FUSE request that nobody serves yet (the session runs after this).
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let want = mnt.to_string_lossy().replace(' ', "\\040");
+    let Some(dev) = info.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(4) == Some(&want.as_str()))
+            .then(|| f.get(2).map(|d| d.to_string()))
+            .flatten()
+    }) else {
+        return;
+    };
+    let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
+    if let Err(e) = std::fs::write(&path, READAHEAD_KIB.to_string()) {
+        log::info!("could not raise readahead ({path}): {e}");
+    }
 }
 
 /// Redirects stdin/stdout/stderr to /dev/null (or stderr to a log file).
