@@ -70,28 +70,39 @@ impl Cipher {
     }
 }
 
-/// Seals `plain` into `nonce || ciphertext || tag`.
-pub fn seal_detached(key: &SecretKey, aad: &[u8], plain: &[u8]) -> std::io::Result<Vec<u8>> {
-    let c = Cipher::new(key);
-    let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
-    out.extend_from_slice(&[0u8; NONCE_LEN]);
-    out.extend_from_slice(plain);
-    let (nonce, tag) = c.seal(aad, &mut out[NONCE_LEN..])?;
-    out[..NONCE_LEN].copy_from_slice(&nonce);
-    out.extend_from_slice(&tag);
-    Ok(out)
+impl Cipher {
+    /// Seals `plain` into `nonce || ciphertext || tag` under a fresh random nonce.
+    pub fn seal_detached(&self, aad: &[u8], plain: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
+        out.extend_from_slice(&[0u8; NONCE_LEN]);
+        out.extend_from_slice(plain);
+        let (nonce, tag) = self.seal(aad, &mut out[NONCE_LEN..])?;
+        out[..NONCE_LEN].copy_from_slice(&nonce);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Opens `nonce || ciphertext || tag`; `None` if malformed or inauthentic.
+    pub fn open_detached(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let mut buf = body.to_vec();
+        let ok = self.open(nonce.try_into().ok()?, aad, &mut buf, tag.try_into().ok()?);
+        ok.then_some(buf)
+    }
 }
 
-/// Opens `nonce || ciphertext || tag`; `None` if it is malformed or inauthentic.
+/// Seals `plain` into `nonce || ciphertext || tag` under `key`.
+pub fn seal_detached(key: &SecretKey, aad: &[u8], plain: &[u8]) -> std::io::Result<Vec<u8>> {
+    Cipher::new(key).seal_detached(aad, plain)
+}
+
+/// Opens `nonce || ciphertext || tag` under `key`.
 pub fn open_detached(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-    if sealed.len() < NONCE_LEN + TAG_LEN {
-        return None;
-    }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut buf = body.to_vec();
-    let ok = Cipher::new(key).open(nonce.try_into().ok()?, aad, &mut buf, tag.try_into().ok()?);
-    ok.then_some(buf)
+    Cipher::new(key).open_detached(aad, sealed)
 }
 
 #[cfg(test)]

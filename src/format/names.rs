@@ -231,63 +231,25 @@ impl NameCodec {
 
     /// Encrypts a symlink target (random nonce) into a base64url string.
     pub fn encrypt_target(&self, target: &[u8]) -> std::io::Result<String> {
-        let mut buf = vec![0u8; NONCE_LEN + target.len() + TAG_LEN];
-        buf[NONCE_LEN..NONCE_LEN + target.len()].copy_from_slice(target);
-        let (nonce, tag) = self
-            .symlinks
-            .seal(SYMLINK_AAD, &mut buf[NONCE_LEN..NONCE_LEN + target.len()])?;
-        buf[..NONCE_LEN].copy_from_slice(&nonce);
-        buf[NONCE_LEN + target.len()..].copy_from_slice(&tag);
-        Ok(base64url::encode(&buf))
-    }
-
-    /// Seals an extended-attribute value, bound to its (encrypted) name.
-    pub fn seal_xattr(&self, enc_name: &[u8], value: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; NONCE_LEN + value.len() + TAG_LEN];
-        buf[NONCE_LEN..NONCE_LEN + value.len()].copy_from_slice(value);
-        let (nonce, tag) = self
-            .xattr_values
-            .seal(enc_name, &mut buf[NONCE_LEN..NONCE_LEN + value.len()])?;
-        buf[..NONCE_LEN].copy_from_slice(&nonce);
-        buf[NONCE_LEN + value.len()..].copy_from_slice(&tag);
-        Ok(buf)
-    }
-
-    /// Opens an extended-attribute value sealed by `seal_xattr`.
-    pub fn open_xattr(&self, enc_name: &[u8], raw: &[u8]) -> Option<Vec<u8>> {
-        if raw.len() < NONCE_LEN + TAG_LEN {
-            return None;
-        }
-        let (nonce, rest) = raw.split_at(NONCE_LEN);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut buf = body.to_vec();
-        self.xattr_values
-            .open(
-                nonce.try_into().ok()?,
-                enc_name,
-                &mut buf,
-                tag.try_into().ok()?,
-            )
-            .then_some(buf)
+        Ok(base64url::encode(
+            &self.symlinks.seal_detached(SYMLINK_AAD, target)?,
+        ))
     }
 
     /// Decrypts a stored symlink target.
     pub fn decrypt_target(&self, stored: &[u8]) -> Option<Vec<u8>> {
-        let raw = base64url::decode(stored)?;
-        if raw.len() < NONCE_LEN + TAG_LEN {
-            return None;
-        }
-        let (nonce, rest) = raw.split_at(NONCE_LEN);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut buf = body.to_vec();
         self.symlinks
-            .open(
-                nonce.try_into().ok()?,
-                SYMLINK_AAD,
-                &mut buf,
-                tag.try_into().ok()?,
-            )
-            .then_some(buf)
+            .open_detached(SYMLINK_AAD, &base64url::decode(stored)?)
+    }
+
+    /// Seals an extended-attribute value, bound to its (encrypted) name.
+    pub fn seal_xattr(&self, enc_name: &[u8], value: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.xattr_values.seal_detached(enc_name, value)
+    }
+
+    /// Opens an extended-attribute value sealed by `seal_xattr`.
+    pub fn open_xattr(&self, enc_name: &[u8], raw: &[u8]) -> Option<Vec<u8>> {
+        self.xattr_values.open_detached(enc_name, raw)
     }
 }
 
