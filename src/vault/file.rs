@@ -343,6 +343,15 @@ impl SealedFile {
                 let cs = i * c;
                 let ce = (cs + c).min(new);
                 let at = out.len() + NONCE_LEN;
+                let (from, to) = (offset.max(cs), end.min(ce));
+                if let (Some(d), true) = (data, from == cs && to == ce) {
+                    // Whole chunk from the caller's data: copy once, no zero fill.
+                    out.extend_from_slice(&[0u8; NONCE_LEN]);
+                    out.extend_from_slice(&d[(from - offset) as usize..(to - offset) as usize]);
+                    out.extend_from_slice(&[0u8; TAG_LEN]);
+                    lens.push((ce - cs) as usize);
+                    continue;
+                }
                 out.resize(at + (ce - cs) as usize + TAG_LEN, 0);
                 let plain = &mut out[at..at + (ce - cs) as usize];
                 // Old bytes of this chunk that the new data does not fully cover.
@@ -351,8 +360,6 @@ impl SealedFile {
                     let old_plain = self.read_chunk(i, old)?;
                     plain[..old_plain.len()].copy_from_slice(&old_plain);
                 }
-                let from = offset.max(cs);
-                let to = end.min(ce);
                 if from < to {
                     let dst = &mut plain[(from - cs) as usize..(to - cs) as usize];
                     match data {
