@@ -56,7 +56,7 @@ end=$(date +%s.%N)
 kill -INT $perf_pid; wait $perf_pid || true
 "$BIN" umount "$MNT"
 echo "== $WL: $(python3 -c "print(f'{$end - $start:.3f}')") s; daemon profile (cpu-clock, self time):"
-perf report -i "$WORK/perf.data" --no-children --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9]' | head -20
+perf report -i "$WORK/perf.data" --no-children --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9]' | head -20 || true
 echo "== daemon CPU vs wall: idle time in finish_task_switch means waiting for requests (latency-bound)"
 
 # 2. FUSE requests by type (debug log of a foreground daemon)
@@ -68,5 +68,5 @@ prepare
 workload
 "$BIN" umount "$MNT"
 echo "== FUSE requests during $WL:"
-grep -oE ' (LOOKUP|GETATTR|SETATTR|CREATE|OPEN|READ|WRITE|FLUSH|RELEASE|FSYNC|GETXATTR|LISTXATTR|MKDIR|UNLINK|RMDIR|OPENDIR|READDIR|READDIRPLUS|RELEASEDIR|FORGET|RENAME|SYMLINK) ' "$WORK/debug.log" \
-  | sort | uniq -c | sort -rn
+grep -aoE ' (LOOKUP|GETATTR|SETATTR|CREATE|OPEN|READ|WRITE|FLUSH|RELEASE|FSYNC|GETXATTR|LISTXATTR|MKDIR|UNLINK|RMDIR|OPENDIR|READDIR|READDIRPLUS|RELEASEDIR|FORGET|RENAME|SYMLINK) ' "$WORK/debug.log" \
+  | sort | uniq -c | sort -rn || true

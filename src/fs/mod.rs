@@ -280,7 +280,7 @@ impl Filesystem for SealFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match guarded("open", || self.open(ino.0, flags.0)) {
-            Ok(fh) => reply.opened(FileHandle(fh), self.open_flags()),
+            Ok(fh) => reply.opened(FileHandle(fh), self.open_flags(flags.0)),
             Err(e) => reply.error(e),
         }
     }
@@ -508,9 +508,13 @@ impl Filesystem for SealFs {
         match guarded("create", || {
             self.create(parent.0, name, mode, flags, caller(req))
         }) {
-            Ok((a, fh)) => {
-                reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty())
-            }
+            Ok((a, fh)) => reply.created(
+                &TTL,
+                &a,
+                Generation(0),
+                FileHandle(fh),
+                self.open_flags(flags),
+            ),
             Err(e) => reply.error(e),
         }
     }

@@ -77,13 +77,19 @@ impl SealFs {
     }
 
     /// Flags for open replies: keep the page cache (the kernel drops it when
-    /// it sees a changed mtime or size, FUSE_AUTO_INVAL_DATA).
-    pub fn open_flags(&self) -> fuser::FopenFlags {
+    /// it sees a changed mtime or size, FUSE_AUTO_INVAL_DATA). A read-only
+    /// open also gets FOPEN_NOFLUSH: its close has nothing of its own to
+    /// flush, so without the writeback cache the kernel skips FLUSH (one
+    /// round trip per file; with the writeback cache the kernel flushes anyway).
+    pub fn open_flags(&self, flags: i32) -> fuser::FopenFlags {
+        let mut f = fuser::FopenFlags::empty();
         if self.caching {
-            fuser::FopenFlags::FOPEN_KEEP_CACHE
-        } else {
-            fuser::FopenFlags::empty()
+            f |= fuser::FopenFlags::FOPEN_KEEP_CACHE;
         }
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            f |= fuser::FopenFlags::FOPEN_NOFLUSH;
+        }
+        f
     }
 
     pub fn keys(&self) -> &Arc<VaultKeys> {
