@@ -360,10 +360,7 @@ impl SealFs {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let f = self.handle(fh)?;
         let g = lock_read(&f);
-        let mut buf = vec![0u8; (size as u64).min(g.size().saturating_sub(offset)) as usize];
-        let n = g.read_at(&mut buf, offset)?;
-        buf.truncate(n);
-        Ok(buf)
+        g.read_vec(offset, size as usize)
     }
 
     /// `kill_suidgid`: the kernel asks us (FUSE_HANDLE_KILLPRIV_V2) to drop

@@ -225,11 +225,21 @@ impl SealedFile {
 
     /// Reads up to `buf.len()` bytes at `offset`; returns the count (0 at end of file).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        if offset >= self.size || buf.is_empty() {
-            return Ok(0);
+        let v = self.read_vec(offset, buf.len())?;
+        buf[..v.len()].copy_from_slice(&v);
+        Ok(v.len())
+    }
+
+    /// Reads up to `len` bytes at `offset` into a new buffer (empty at end of
+    /// file). The chunks are read with one pread, opened in place (on all
+    /// cores for large reads) and compacted in place, so the plaintext is
+    /// never copied into a second buffer.
+    pub fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if offset >= self.size || len == 0 {
+            return Ok(Vec::new());
         }
         let c = self.geo.chunk_size;
-        let end = (offset + buf.len() as u64).min(self.size);
+        let end = (offset + len as u64).min(self.size);
         let first = offset / c;
         let last = (end - 1) / c;
         let file_last = self.geo.last_chunk(self.size);
@@ -246,19 +256,20 @@ impl SealedFile {
             .map(|i| self.geo.chunk_plain_len(self.size, i) as usize)
             .collect();
         self.open_slots(&mut sealed, first, &lens, file_last)?;
-        let mut pos = 0usize;
-        let mut out = 0usize;
+        // Move each chunk's wanted plaintext down over the nonces and tags.
+        let mut src = 0usize;
+        let mut dst = 0usize;
         for (k, i) in (first..=last).enumerate() {
-            let plain = &sealed[pos + NONCE_LEN..pos + NONCE_LEN + lens[k]];
-            pos += lens[k] + CHUNK_OVERHEAD as usize;
             let cs = i * c;
-            let from = offset.max(cs) - cs;
-            let to = end.min(cs + c) - cs;
-            let n = (to - from) as usize;
-            buf[out..out + n].copy_from_slice(&plain[from as usize..to as usize]);
-            out += n;
+            let from = (offset.max(cs) - cs) as usize;
+            let to = (end.min(cs + c) - cs) as usize;
+            let at = src + NONCE_LEN + from;
+            sealed.copy_within(at..at + (to - from), dst);
+            dst += to - from;
+            src += lens[k] + CHUNK_OVERHEAD as usize;
         }
-        Ok(out)
+        sealed.truncate(dst);
+        Ok(sealed)
     }
 
     /// Writes `data` at `offset`, growing the file (with zeros in any gap) as needed.
