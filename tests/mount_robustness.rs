@@ -291,3 +291,48 @@ fn forgotten_inodes_release_their_fds() {
     }
     assert!(after < 500, "fds after forget: {after} (before: {busy})");
 }
+
+/// A growing write that runs out of space leaves the file as it was:
+/// readable, its final chunk still marked last, and appendable.
+#[test]
+fn a_write_failing_with_enospc_leaves_the_file_intact() {
+    struct Tmpfs(std::path::PathBuf);
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("sealfs-test-")
+        .tempdir()
+        .unwrap();
+    let small = tmp.path().join("small");
+    fs::create_dir(&small).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting a 1 MiB tmpfs (needs root)");
+    let _guard = Tmpfs(small.clone());
+    let vault_path = small.join("v");
+    let (vault, _) =
+        sealfs::vault::Vault::create(&vault_path, b"pw", common::fast_opts(4096)).unwrap();
+    let root = vault.root().unwrap();
+    let (mut f, _) = root
+        .create_file(std::ffi::OsStr::new("f"), 0o644, true)
+        .unwrap();
+    let start = pattern(10_000, 1);
+    f.write_at(&start, 0).unwrap();
+    let err = f.write_at(&pattern(4 << 20, 2), 10_000).unwrap_err();
+    assert_eq!(err.to_errno(), libc::ENOSPC);
+    assert_eq!(f.size(), 10_000);
+    drop(f);
+    let mut f = root.open_file(std::ffi::OsStr::new("f"), true).unwrap();
+    assert_eq!(f.size(), 10_000);
+    let mut back = vec![0u8; 10_000];
+    f.read_at(&mut back, 0).unwrap();
+    assert_eq!(back, start);
+    f.write_at(b"tail", 10_000).unwrap();
+    assert_eq!(f.size(), 10_004);
+}

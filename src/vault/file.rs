@@ -311,15 +311,21 @@ impl SealedFile {
             self.read_chunk(k, self.size)?
         };
         plain.truncate((size - k * self.geo.chunk_size) as usize);
+        self.write_final_chunk(k, &plain)?;
+        self.size = size;
+        Ok(())
+    }
+
+    /// Makes chunk `k` (holding `plain`) the file's final chunk: sealed with
+    /// the `last` mark, written, and everything after it cut. New chunk
+    /// first, then the cut: a crash in between leaves a final chunk followed
+    /// by stale bytes (EIO at the tail), never a file that lost its only chunk.
+    fn write_final_chunk(&self, k: u64, plain: &[u8]) -> Result<()> {
         let mut out = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
-        self.seal_chunk_into(&mut out, k, &plain, true)?;
+        self.seal_chunk_into(&mut out, k, plain, true)?;
         let off = self.geo.chunk_offset(k);
-        // New final chunk first, then cut: a crash in between leaves a final
-        // chunk marked last followed by stale bytes (EIO at the tail), never
-        // a file that lost its only chunk.
         self.file.write_all_at(&out, off)?;
         sys::ftruncate(self.file.as_fd(), off + out.len() as u64)?;
-        self.size = size;
         Ok(())
     }
 
@@ -413,12 +419,7 @@ impl SealedFile {
                     .or_else(|_| self.read_chunk(k, old))?
             };
             plain.truncate((old - k * self.geo.chunk_size) as usize);
-            let mut out = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
-            self.seal_chunk_into(&mut out, k, &plain, true)?;
-            let off = self.geo.chunk_offset(k);
-            self.file.write_all_at(&out, off)?;
-            sys::ftruncate(self.file.as_fd(), off + out.len() as u64)?;
-            Ok(())
+            self.write_final_chunk(k, &plain)
         };
         match restore() {
             Ok(()) => self.size = old,
