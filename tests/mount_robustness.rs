@@ -336,3 +336,32 @@ fn a_write_failing_with_enospc_leaves_the_file_intact() {
     f.write_at(b"tail", 10_000).unwrap();
     assert_eq!(f.size(), 10_004);
 }
+
+/// Files the daemon keeps open between requests are closed once the kernel
+/// forgets them, so removing a file frees its space.
+#[test]
+fn removed_files_are_not_held_open() {
+    let m = Mounted::new(&[]);
+    fs::write(m.path("big"), pattern(3 << 20, 4)).unwrap();
+    assert_eq!(fs::read(m.path("big")).unwrap().len(), 3 << 20);
+    let pid_out = Command::new("sh").arg("-c").arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt))).output().unwrap();
+    let pid = String::from_utf8_lossy(&pid_out.stdout).lines().next().expect("daemon pid").trim().to_string();
+    let deleted = || {
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
+            .filter(|l| l.to_string_lossy().ends_with("(deleted)"))
+            .count()
+    };
+    fs::remove_file(m.path("big")).unwrap();
+    // FORGET for the unlinked inode is queued by the kernel; requests drive it.
+    let mut left = deleted();
+    for _ in 0..2000 {
+        if left == 0 {
+            break;
+        }
+        fs::read_dir(&m.mnt).unwrap().count();
+        left = deleted();
+    }
+    assert_eq!(left, 0, "the daemon still holds a removed file open");
+}

@@ -152,20 +152,18 @@ impl Inodes {
     }
 
     /// The kernel dropped `n` references; the node goes when none remain.
-    pub fn forget(&self, ino: u64, n: u64) {
+    /// Returns the node if this was its last reference.
+    pub fn forget(&self, ino: u64, n: u64) -> Option<Arc<Node>> {
         let mut m = self
             .map
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(node) = m.get(&ino) {
-            let prev = node.lookups.fetch_sub(
-                n.min(node.lookups.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-            if prev <= n {
-                m.remove(&ino);
-            }
-        }
+        let node = m.get(&ino)?;
+        let prev = node.lookups.fetch_sub(
+            n.min(node.lookups.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        if prev <= n { m.remove(&ino) } else { None }
     }
 
     pub fn len(&self) -> usize {

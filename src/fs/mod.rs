@@ -108,9 +108,14 @@ impl Filesystem for SealFs {
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+            InitFlags::FUSE_NO_OPEN_SUPPORT,
         ] {
-            if self.want_capability(flag) && cfg.capabilities().contains(flag) {
-                let _ = cfg.add_capabilities(flag);
+            let added = self.want_capability(flag)
+                && cfg.capabilities().contains(flag)
+                && cfg.add_capabilities(flag).is_ok();
+            if added && flag == InitFlags::FUSE_NO_OPEN_SUPPORT {
+                self.no_open
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
         let _ = cfg.set_max_background(64);
@@ -288,7 +293,7 @@ impl Filesystem for SealFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -296,7 +301,7 @@ impl Filesystem for SealFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match guarded("read", || self.read(fh.0, offset, size)) {
+        match guarded("read", || self.read(ino.0, fh.0, offset, size)) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
         }
@@ -350,12 +355,15 @@ impl Filesystem for SealFs {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, guarded("fsync", || self.fsync(fh.0, datasync)));
+        reply_empty(
+            reply,
+            guarded("fsync", || self.fsync(ino.0, fh.0, datasync)),
+        );
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -522,7 +530,7 @@ impl Filesystem for SealFs {
     fn fallocate(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
@@ -531,7 +539,9 @@ impl Filesystem for SealFs {
     ) {
         reply_empty(
             reply,
-            guarded("fallocate", || self.fallocate(fh.0, offset, length, mode)),
+            guarded("fallocate", || {
+                self.fallocate(ino.0, fh.0, offset, length, mode)
+            }),
         );
     }
 }

@@ -15,6 +15,9 @@ use super::lock;
 use crate::error::{Error, Result};
 use crate::vault::{Dir, Kind, SealedFile, Vault, VaultKeys, sys};
 
+/// How many handle-less open files stay open (two fds each at most).
+const MAX_PINNED: usize = 4096;
+
 /// One directory listing, taken at opendir.
 pub type Listing = Arc<Vec<(u64, FileType, OsString)>>;
 
@@ -28,6 +31,13 @@ pub struct SealFs {
     pub read_only: bool,
     /// Use the kernel's writeback cache and keep page caches across opens.
     pub caching: bool,
+    /// The kernel agreed to FUSE_NO_OPEN_SUPPORT: OPEN answers ENOSYS, after
+    /// which the kernel sends no OPEN/RELEASE and file requests carry fh 0.
+    pub no_open: std::sync::atomic::AtomicBool,
+    /// Recently used open files kept open without a handle (fh 0 requests),
+    /// so a file is not reopened and re-authenticated per request; bounded,
+    /// oldest dropped first.
+    pins: Mutex<std::collections::VecDeque<Arc<OpenFile>>>,
     root_fd: std::os::fd::OwnedFd,
 }
 
@@ -55,6 +65,8 @@ impl SealFs {
             next_fh: AtomicU64::new(1),
             read_only,
             caching: true,
+            no_open: std::sync::atomic::AtomicBool::new(false),
+            pins: Mutex::new(std::collections::VecDeque::new()),
             root_fd,
         })
     }
@@ -176,8 +188,13 @@ impl SealFs {
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
-        if ino != 1 {
-            self.inodes.forget(ino, n);
+        if ino == 1 {
+            return;
+        }
+        // A forgotten (often unlinked) file must not stay open through a pin:
+        // its space would not be freed.
+        if let Some(f) = self.inodes.forget(ino, n).and_then(|node| node.open_file()) {
+            lock(&self.pins).retain(|p| !Arc::ptr_eq(p, &f));
         }
     }
 
@@ -337,6 +354,25 @@ impl SealFs {
         fh
     }
 
+    /// The open state for a file request: the handle's, or (fh 0, no OPEN
+    /// was sent) the node's own, opened on first use and kept until FORGET.
+    fn file_for(&self, ino: u64, fh: u64) -> Result<Arc<OpenFile>> {
+        if fh != 0 {
+            return self.handle(fh);
+        }
+        let node = self.inodes.get(ino)?;
+        if let Some(f) = node.open_file() {
+            return Ok(f);
+        }
+        let f = node.open_or_get(&self.keys, !self.read_only)?;
+        let mut pins = lock(&self.pins);
+        pins.push_back(f.clone());
+        if pins.len() > MAX_PINNED {
+            pins.pop_front();
+        }
+        Ok(f)
+    }
+
     fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
         lock(&self.files)
             .get(&fh)
@@ -345,6 +381,11 @@ impl SealFs {
     }
 
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        if self.no_open.load(Ordering::Relaxed) {
+            // "No open needed": the kernel will not send OPEN or RELEASE again
+            // (it did its permission checks; O_TRUNC comes as a SETATTR).
+            return Err(Error::errno(libc::ENOSYS));
+        }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         if writable || flags & libc::O_TRUNC != 0 {
             self.check_writable()?;
@@ -357,8 +398,8 @@ impl SealFs {
         Ok(self.add_handle(f))
     }
 
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let f = self.handle(fh)?;
+    pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let f = self.file_for(ino, fh)?;
         let g = lock_read(&f);
         g.read_vec(offset, size as usize)
     }
@@ -374,7 +415,7 @@ impl SealFs {
         kill_suidgid: bool,
     ) -> Result<u32> {
         self.check_writable()?;
-        let f = self.handle(fh)?;
+        let f = self.file_for(ino, fh)?;
         if kill_suidgid {
             self.kill_suidgid(&*self.inodes.get(ino)?)?;
         }
@@ -400,15 +441,15 @@ impl SealFs {
         lock(&self.files).remove(&fh);
     }
 
-    pub fn fsync(&self, fh: u64, datasync: bool) -> Result<()> {
-        let f = self.handle(fh)?;
+    pub fn fsync(&self, ino: u64, fh: u64, datasync: bool) -> Result<()> {
+        let f = self.file_for(ino, fh)?;
         let g = lock_read(&f);
         g.sync(datasync)
     }
 
-    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+    pub fn fallocate(&self, ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
         self.check_writable()?;
-        let f = self.handle(fh)?;
+        let f = self.file_for(ino, fh)?;
         let mut g = lock_write(&f);
         let end = offset
             .checked_add(length)
