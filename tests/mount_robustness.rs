@@ -344,8 +344,17 @@ fn removed_files_are_not_held_open() {
     let m = Mounted::new(&[]);
     fs::write(m.path("big"), pattern(3 << 20, 4)).unwrap();
     assert_eq!(fs::read(m.path("big")).unwrap().len(), 3 << 20);
-    let pid_out = Command::new("sh").arg("-c").arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt))).output().unwrap();
-    let pid = String::from_utf8_lossy(&pid_out.stdout).lines().next().expect("daemon pid").trim().to_string();
+    let pid_out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt)))
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid_out.stdout)
+        .lines()
+        .next()
+        .expect("daemon pid")
+        .trim()
+        .to_string();
     let deleted = || {
         fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::vault::{Dir, Kind, SealedFile, Vault, VaultKeys, sys};
 
 /// How many handle-less open files stay open (two fds each at most).
-const MAX_PINNED: usize = 4096;
+const MAX_PINNED: usize = 1024;
 
 /// One directory listing, taken at opendir.
 pub type Listing = Arc<Vec<(u64, FileType, OsString)>>;
@@ -364,7 +364,14 @@ impl SealFs {
         if let Some(f) = node.open_file() {
             return Ok(f);
         }
-        let f = node.open_or_get(&self.keys, !self.read_only)?;
+        let f = match node.open_or_get(&self.keys, !self.read_only) {
+            // Out of fds: close the kept-open files nobody is using, retry once.
+            Err(e) if matches!(e.to_errno(), libc::EMFILE | libc::ENFILE) => {
+                lock(&self.pins).clear();
+                node.open_or_get(&self.keys, !self.read_only)?
+            }
+            r => r?,
+        };
         let mut pins = lock(&self.pins);
         pins.push_back(f.clone());
         if pins.len() > MAX_PINNED {
