@@ -205,18 +205,7 @@ fn backing_directory_disappearing_gives_errors_not_a_crash() {
 fn sigterm_flushes_and_unmounts_cleanly() {
     let m = Mounted::new(&[]);
     fs::write(m.path("f"), pattern(100_000, 1)).unwrap();
-    let pid_out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt)))
-        .output()
-        .unwrap();
-    let pid: i32 = String::from_utf8_lossy(&pid_out.stdout)
-        .lines()
-        .next()
-        .expect("daemon pid")
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = m.daemon_pid();
     // SAFETY: pidfd_open on a pid we just found; the fd is closed below.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
     assert!(pidfd >= 0);
@@ -259,17 +248,7 @@ fn forgotten_inodes_release_their_fds() {
     for i in 0..2000 {
         fs::write(m.path(&format!("many/f{i}")), b"x").unwrap();
     }
-    let pid_out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt)))
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&pid_out.stdout)
-        .lines()
-        .next()
-        .expect("daemon pid")
-        .trim()
-        .to_string();
+    let pid = m.daemon_pid();
     let fds = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
     for e in fs::read_dir(m.path("many")).unwrap() {
         fs::metadata(e.unwrap().path()).unwrap();
@@ -344,17 +323,7 @@ fn removed_files_are_not_held_open() {
     let m = Mounted::new(&[]);
     fs::write(m.path("big"), pattern(3 << 20, 4)).unwrap();
     assert_eq!(fs::read(m.path("big")).unwrap().len(), 3 << 20);
-    let pid_out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("pgrep -f 'sealfs mount.*{}'", p(&m.mnt)))
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&pid_out.stdout)
-        .lines()
-        .next()
-        .expect("daemon pid")
-        .trim()
-        .to_string();
+    let pid = m.daemon_pid();
     let deleted = || {
         fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()

@@ -101,6 +101,20 @@ impl Mounted {
         self.mnt.join(rel)
     }
 
+    /// The pid of the daemon serving this mount.
+    pub fn daemon_pid(&self) -> i32 {
+        let o = Command::new("pgrep")
+            .arg("-f")
+            .arg(format!("sealfs mount.*{}", p(&self.mnt)))
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("daemon pid")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.tmp.path().join("daemon.log")).unwrap_or_default()
     }
