@@ -15,6 +15,21 @@ fn c(p: &Path) -> CString {
     CString::new(p.to_str().unwrap()).unwrap()
 }
 
+/// getxattr into a 64-byte buffer; the value, or None with errno set.
+fn getx(p: &CString, name: &CString) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 64];
+    // SAFETY: valid C strings and a writable buffer of its length.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap()
 }
@@ -235,14 +250,8 @@ fn extended_attributes_are_encrypted() {
             libc::setxattr(p.as_ptr(), name.as_ptr(), val.as_ptr().cast(), val.len(), 0),
             0
         );
+        assert_eq!(getx(&p, &name).as_deref(), Some(&val[..]));
         let mut buf = [0u8; 64];
-        let n = libc::getxattr(
-            p.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        );
-        assert_eq!(&buf[..n as usize], val);
         let n = libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len());
         assert_eq!(&buf[..n as usize], b"user.secret-attr-name\0");
         assert_eq!(
@@ -268,28 +277,11 @@ fn extended_attributes_are_encrypted() {
         assert!(!s.contains("secret-attr"), "{s}");
     }
     m.mount(&[]);
-    // SAFETY: valid C strings and buffers.
-    unsafe {
-        let mut buf = [0u8; 64];
-        let n = libc::getxattr(
-            p.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        );
-        assert_eq!(&buf[..n as usize], val);
-        assert_eq!(libc::removexattr(p.as_ptr(), name.as_ptr()), 0);
-        assert_eq!(
-            libc::getxattr(
-                p.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len()
-            ),
-            -1
-        );
-        assert_eq!(errno(), libc::ENODATA);
-    }
+    assert_eq!(getx(&p, &name).as_deref(), Some(&val[..]));
+    // SAFETY: valid C strings.
+    assert_eq!(unsafe { libc::removexattr(p.as_ptr(), name.as_ptr()) }, 0);
+    assert_eq!(getx(&p, &name), None);
+    assert_eq!(errno(), libc::ENODATA);
 }
 
 #[test]

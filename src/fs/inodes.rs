@@ -52,12 +52,8 @@ impl Node {
         if let Some(d) = &*d {
             return Ok(d.clone());
         }
-        let fd = crate::vault::sys::openat(
-            self.fd.as_fd(),
-            b".",
-            libc::O_RDONLY | libc::O_DIRECTORY,
-            0,
-        )?;
+        // A directory node's fd is already an O_RDONLY directory fd: share it.
+        let fd = self.fd.try_clone()?;
         let dir = Arc::new(Dir::from_fd(fd, keys.clone(), self.label.clone())?);
         *d = Some(dir.clone());
         Ok(dir)

@@ -406,21 +406,17 @@ impl Filesystem for SealFs {
             Err(e) => return reply.error(e),
         };
         for (i, (_, _, name)) in listing.iter().enumerate().skip(offset as usize) {
-            let attr = if name == "." || name == ".." {
-                match guarded("readdirplus", || self.getattr(ino.0)) {
-                    Ok(a) => a,
-                    Err(_) => continue,
-                }
+            // The kernel ignores the attributes of "." and ".."; every other
+            // entry returned counts as a lookup for it.
+            let dots = name == "." || name == "..";
+            let attr = if dots {
+                guarded("readdirplus", || self.getattr(ino.0))
             } else {
-                // Each entry returned counts as a lookup for the kernel.
-                match guarded("readdirplus", || self.lookup(ino.0, name)) {
-                    Ok(a) => a,
-                    Err(_) => continue,
-                }
+                guarded("readdirplus", || self.lookup(ino.0, name))
             };
-            let counted = name != "." && name != "..";
+            let Ok(attr) = attr else { continue };
             if reply.add(attr.ino, (i + 1) as u64, name, &TTL, &attr, Generation(0)) {
-                if counted {
+                if !dots {
                     self.forget(attr.ino.0, 1);
                 }
                 break;
