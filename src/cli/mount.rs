@@ -312,27 +312,22 @@ pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
     }
 }
 
+/// Raises the soft descriptor limit to the hard one (never the hard limit
+/// itself). The daemon holds a bounded number of descriptors, a fixed share
+/// of this limit (see `fs::fdcache`), so any limit works; a larger one only
+/// means fewer reopens.
 fn raise_fd_limit() {
-    // The inode table holds one fd per inode the kernel caches, plus the
-    // files kept open between requests. Root may raise the hard limit up to
-    // fs.nr_open; others get their hard limit.
-    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
-        .unwrap_or(1 << 20);
     // SAFETY: getrlimit/setrlimit with a valid struct.
     unsafe {
         let mut r = std::mem::zeroed::<libc::rlimit>();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
             return;
         }
-        let want = libc::rlimit {
-            rlim_cur: nr_open.max(r.rlim_max),
-            rlim_max: nr_open.max(r.rlim_max),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) != 0 && r.rlim_cur < r.rlim_max {
+        if r.rlim_cur < r.rlim_max {
             r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                log::warn!("could not raise the descriptor limit to {}", r.rlim_max);
+            }
         }
     }
 }

@@ -1,184 +1,360 @@
-//! The inode table: one node per inode the kernel knows, each holding an fd
-//! to its vault inode (O_PATH for non-directories), so names and renames
-//! never need re-resolving and hard links resolve to one node. Lookup counts
-//! are honoured by `forget`, so the table stays as small as the kernel's cache.
+//! The inode table. A node holds no descriptor: it knows where it lives —
+//! its parent directory node and its encrypted entry name — and descriptors
+//! are opened on demand through the bounded cache in `fdcache`. Only a node
+//! that has lost its last name while the kernel still knows it (open, then
+//! unlinked or renamed over) keeps an fd, its *anchor*; anchors are counted
+//! and bounded, and past the bound such a node answers ESTALE.
+//!
+//! A node is recognised by its vault inode number together with the inode's
+//! birth time (`stamp`): inode numbers are reused, (number, birth time) is
+//! not. When a lookup finds a different inode under a known number, the old
+//! node goes stale and the new one gets the next FUSE generation, so the
+//! kernel drops its old inode instead of mixing the two.
+//!
+//! Bookkeeping follows the kernel's: `lookups` counts the kernel's
+//! references (FORGET takes them back), `children` the nodes whose location
+//! names this directory. A node leaves the table when both are zero, so a
+//! child can always walk up to the root. Every change of the table or of a
+//! location happens under the table's write lock.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use crate::error::{Error, Result};
-use crate::vault::{Dir, Kind, SealedFile, VaultKeys};
+use crate::format::dirid::DirId;
+use crate::vault::{Kind, SealedFile};
 
 use super::lock;
 
-/// A regular file open through one or more handles; its lock is the per-file lock.
+/// A regular file's open state; its lock is the per-file lock.
 pub type OpenFile = RwLock<SealedFile>;
+
+/// An fd that keeps a nameless node reachable; counted against the budget.
+pub struct Anchor {
+    pub fd: OwnedFd,
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for Anchor {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where a node lives now.
+pub enum Place {
+    /// The vault root.
+    Root,
+    /// `entry` in directory `parent`.
+    Named(Arc<Node>, Arc<str>),
+    /// No name left; reachable through its anchor.
+    Anchored(Arc<Anchor>),
+    /// No name and no anchor (or replaced by another inode): ESTALE.
+    Gone,
+}
+
+struct State {
+    parent: Option<Arc<Node>>,
+    entry: Arc<str>,
+    anchor: Option<Arc<Anchor>>,
+    open: Weak<OpenFile>,
+}
 
 pub struct Node {
     pub ino: u64,
     pub kind: Kind,
-    pub fd: OwnedFd,
-    /// Ciphertext path at lookup time, for log messages.
-    pub label: String,
+    pub generation: u64,
+    /// Birth time of the vault inode (0: unknown); see the module docs.
+    pub stamp: u64,
     lookups: AtomicU64,
-    dir: Mutex<Option<Arc<Dir>>>,
-    open: Mutex<Weak<OpenFile>>,
+    children: AtomicU32,
+    state: Mutex<State>,
+    /// Directory ID (directories) once read and checked.
+    pub dir_id: OnceLock<DirId>,
+    /// Plaintext target length (symlinks) once decrypted.
     pub symlink_len: OnceLock<u64>,
 }
 
 impl Node {
-    pub fn new(ino: u64, kind: Kind, fd: OwnedFd, label: String, dir: Option<Dir>) -> Node {
+    fn new(ino: u64, kind: Kind, stamp: u64, generation: u64) -> Node {
         Node {
             ino,
             kind,
-            fd,
-            label,
+            generation,
+            stamp,
             lookups: AtomicU64::new(0),
-            dir: Mutex::new(dir.map(Arc::new)),
-            open: Mutex::new(Weak::new()),
+            children: AtomicU32::new(0),
+            state: Mutex::new(State {
+                parent: None,
+                entry: Arc::from(""),
+                anchor: None,
+                open: Weak::new(),
+            }),
+            dir_id: OnceLock::new(),
             symlink_len: OnceLock::new(),
         }
     }
 
-    /// The directory object (loaded on first use, retried after a failure,
-    /// e.g. a directory-ID file that has not synced yet).
-    pub fn dir(&self, keys: &Arc<VaultKeys>) -> Result<Arc<Dir>> {
-        if self.kind != Kind::Dir {
-            return Err(Error::errno(libc::ENOTDIR));
+    /// Where the node lives now.
+    pub fn place(&self) -> Place {
+        if self.ino == 1 {
+            return Place::Root;
         }
-        let mut d = lock(&self.dir);
-        if let Some(d) = &*d {
-            return Ok(d.clone());
+        let s = lock(&self.state);
+        if let Some(p) = &s.parent {
+            Place::Named(p.clone(), s.entry.clone())
+        } else if let Some(a) = &s.anchor {
+            Place::Anchored(a.clone())
+        } else {
+            Place::Gone
         }
-        // A directory node's fd is already an O_RDONLY directory fd: share it.
-        let fd = self.fd.try_clone()?;
-        let dir = Arc::new(Dir::from_fd(fd, keys.clone(), self.label.clone())?);
-        *d = Some(dir.clone());
-        Ok(dir)
     }
 
-    /// The shared open state of this file, if any handle has it open.
+    /// Whether the node's name is `entry` in `parent`.
+    pub fn is_at(&self, parent: &Arc<Node>, entry: &str) -> bool {
+        let s = lock(&self.state);
+        s.parent.as_ref().is_some_and(|p| Arc::ptr_eq(p, parent)) && &*s.entry == entry
+    }
+
+    /// The shared open state, if it is open.
     pub fn open_file(&self) -> Option<Arc<OpenFile>> {
-        lock(&self.open).upgrade()
+        lock(&self.state).open.upgrade()
     }
 
-    /// The shared open state, opening the vault file if no handle has it.
-    pub fn open_or_get(&self, keys: &VaultKeys, writable: bool) -> Result<Arc<OpenFile>> {
-        if self.kind != Kind::File {
-            return Err(Error::errno(if self.kind == Kind::Dir {
-                libc::EISDIR
-            } else {
-                libc::EINVAL
-            }));
+    /// The shared open state, or `make()`'s, installed as the shared one.
+    /// Holding the node's lock while opening keeps one open state per file.
+    pub fn open_with(
+        &self,
+        make: impl FnOnce() -> Result<Arc<OpenFile>>,
+    ) -> Result<(Arc<OpenFile>, bool)> {
+        // Not under the state lock: `make` resolves parents (locking them),
+        // and a rename takes node locks one at a time under the table lock.
+        // A striped lock instead: opens of different files rarely wait.
+        static OPENING: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+        if let Some(f) = self.open_file() {
+            return Ok((f, false));
         }
-        let mut slot = lock(&self.open);
-        if let Some(f) = slot.upgrade() {
-            return Ok(f);
+        let _g = lock(&OPENING[(self.ino % 64) as usize]);
+        if let Some(f) = self.open_file() {
+            return Ok((f, false));
         }
-        let fd = match crate::vault::sys::reopen(self.fd.as_fd(), libc::O_RDWR) {
-            Ok(fd) => fd,
-            Err(e)
-                if !writable
-                    && matches!(
-                        e.raw_os_error(),
-                        Some(libc::EACCES | libc::EROFS | libc::EPERM)
-                    ) =>
-            {
-                crate::vault::sys::reopen(self.fd.as_fd(), libc::O_RDONLY)?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let f = Arc::new(RwLock::new(SealedFile::open(fd, keys, self.label.clone())?));
-        *slot = Arc::downgrade(&f);
-        Ok(f)
+        let f = make()?;
+        lock(&self.state).open = Arc::downgrade(&f);
+        Ok((f, true))
     }
 
-    /// Installs a freshly created file as this node's open state.
+    /// Installs a freshly created file as the shared open state.
     pub fn set_open(&self, f: &Arc<OpenFile>) {
-        *lock(&self.open) = Arc::downgrade(f);
+        lock(&self.state).open = Arc::downgrade(f);
+    }
+
+    /// Ciphertext path (vault-relative), for messages.
+    pub fn label(&self) -> String {
+        match self.place() {
+            Place::Root => ".".into(),
+            Place::Named(p, e) => {
+                let pl = p.label();
+                if pl == "." {
+                    e.to_string()
+                } else {
+                    format!("{pl}/{e}")
+                }
+            }
+            Place::Anchored(_) => format!("(unlinked inode {})", self.ino),
+            Place::Gone => format!("(stale inode {})", self.ino),
+        }
     }
 }
 
-#[derive(Default)]
 pub struct Inodes {
     map: RwLock<HashMap<u64, Arc<Node>>>,
+    anchors: Arc<AtomicUsize>,
+    max_anchors: usize,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Moves `node` to `parent/entry` (or to no name), keeping child counts.
+fn relocate(node: &Node, parent: Option<Arc<Node>>, entry: Arc<str>) {
+    let mut s = lock(&node.state);
+    if let Some(old) = s.parent.take() {
+        old.children.fetch_sub(1, Ordering::Relaxed);
+    }
+    if let Some(p) = &parent {
+        p.children.fetch_add(1, Ordering::Relaxed);
+        s.anchor = None;
+    }
+    s.parent = parent;
+    s.entry = entry;
 }
 
 impl Inodes {
+    pub fn new(max_anchors: usize) -> Inodes {
+        let root = Node::new(1, Kind::Dir, 0, 0);
+        root.lookups.store(1 << 62, Ordering::Relaxed);
+        let mut m = HashMap::new();
+        m.insert(1, Arc::new(root));
+        Inodes {
+            map: RwLock::new(m),
+            anchors: Arc::new(AtomicUsize::new(0)),
+            max_anchors,
+        }
+    }
+
     pub fn get(&self, ino: u64) -> Result<Arc<Node>> {
-        let m = self
-            .map
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.get(&ino).cloned().ok_or(Error::errno(libc::ESTALE))
+        read(&self.map)
+            .get(&ino)
+            .cloned()
+            .ok_or(Error::errno(libc::ESTALE))
     }
 
-    /// Inserts the root (never forgotten).
-    pub fn insert_root(&self, node: Node) {
-        node.lookups.store(1 << 62, Ordering::Relaxed);
-        let mut m = self
-            .map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.insert(node.ino, Arc::new(node));
+    pub fn root(&self) -> Arc<Node> {
+        read(&self.map)[&1].clone()
     }
 
-    /// Records one kernel lookup of `ino`; `make` builds the node if it is new.
-    pub fn lookup(&self, ino: u64, make: impl FnOnce() -> Result<Node>) -> Result<Arc<Node>> {
+    /// The node for `ino` if it is the inode with birth time `stamp`.
+    pub fn find(&self, ino: u64, stamp: u64) -> Option<Arc<Node>> {
+        read(&self.map)
+            .get(&ino)
+            .filter(|n| n.stamp == stamp)
+            .cloned()
+    }
+
+    /// Records one kernel lookup of the vault inode (`ino`, `stamp`, `kind`)
+    /// found as `entry` in `parent`; builds its node if it is new.
+    pub fn lookup(
+        &self,
+        ino: u64,
+        stamp: u64,
+        kind: Kind,
+        parent: &Arc<Node>,
+        entry: &str,
+    ) -> Arc<Node> {
         {
-            let m = self
-                .map
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let m = read(&self.map);
             if let Some(n) = m.get(&ino) {
-                n.lookups.fetch_add(1, Ordering::Relaxed);
-                return Ok(n.clone());
+                if n.stamp == stamp && n.kind == kind && (ino == 1 || n.is_at(parent, entry)) {
+                    n.lookups.fetch_add(1, Ordering::Relaxed);
+                    return n.clone();
+                }
             }
         }
-        let node = make()?;
-        let mut m = self
-            .map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = m.entry(ino).or_insert_with(|| Arc::new(node)).clone();
-        n.lookups.fetch_add(1, Ordering::Relaxed);
-        Ok(n)
+        let mut m = write(&self.map);
+        let node = match m.get(&ino) {
+            Some(n) if n.stamp == stamp && n.kind == kind => {
+                // A known inode under a new name (a hard link, or renamed
+                // outside the mount): the most recent name is its place.
+                if ino != 1 && !n.is_at(parent, entry) {
+                    relocate(n, Some(parent.clone()), Arc::from(entry));
+                }
+                n.clone()
+            }
+            old => {
+                // New, or another inode that reuses a known number.
+                let generation = old.map_or(0, |o| o.generation + 1);
+                let carried = old.map_or(0, |o| o.lookups.load(Ordering::Relaxed));
+                if let Some(o) = old {
+                    relocate(o, None, Arc::from(""));
+                    lock(&o.state).anchor = None;
+                }
+                let n = Arc::new(Node::new(ino, kind, stamp, generation));
+                n.lookups.store(carried, Ordering::Relaxed);
+                relocate(&n, Some(parent.clone()), Arc::from(entry));
+                m.insert(ino, n.clone());
+                n
+            }
+        };
+        node.lookups.fetch_add(1, Ordering::Relaxed);
+        node
     }
 
-    /// The kernel dropped `n` references; the node goes when none remain.
-    /// Returns the node if this was its last reference.
-    pub fn forget(&self, ino: u64, n: u64) -> Option<Arc<Node>> {
-        let mut m = self
-            .map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let node = m.get(&ino)?;
-        let prev = node.lookups.fetch_sub(
-            n.min(node.lookups.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
-        if prev <= n { m.remove(&ino) } else { None }
+    /// `node` now lives at `parent/entry` (a rename through the mount).
+    pub fn moved(&self, node: &Arc<Node>, parent: &Arc<Node>, entry: &str) {
+        let m = write(&self.map);
+        if m.get(&node.ino).is_some_and(|n| Arc::ptr_eq(n, node)) {
+            relocate(node, Some(parent.clone()), Arc::from(entry));
+        }
+    }
+
+    /// Opens an anchor with `open` if the budget allows (None otherwise).
+    pub fn anchor(&self, open: impl FnOnce() -> Result<OwnedFd>) -> Option<Arc<Anchor>> {
+        if self.anchors.fetch_add(1, Ordering::Relaxed) >= self.max_anchors {
+            self.anchors.fetch_sub(1, Ordering::Relaxed);
+            log::warn!(
+                "more than {} removed entries are still in use; the next one answers ESTALE",
+                self.max_anchors
+            );
+            return None;
+        }
+        match open() {
+            Ok(fd) => Some(Arc::new(Anchor {
+                fd,
+                count: self.anchors.clone(),
+            })),
+            Err(_) => {
+                self.anchors.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// `node` lost its name; `anchor` (if any) keeps it reachable.
+    pub fn detach(&self, node: &Arc<Node>, anchor: Option<Arc<Anchor>>) {
+        let _m = write(&self.map);
+        relocate(node, None, Arc::from(""));
+        lock(&node.state).anchor = anchor;
+    }
+
+    /// The kernel dropped `n` references; returns the nodes that left the
+    /// table (the node, and parents that were kept only for it).
+    pub fn forget(&self, ino: u64, n: u64) -> Vec<Arc<Node>> {
+        let mut gone = Vec::new();
+        if ino == 1 {
+            return gone;
+        }
+        let mut m = write(&self.map);
+        let Some(node) = m.get(&ino).cloned() else {
+            return gone;
+        };
+        let cur = node.lookups.load(Ordering::Relaxed);
+        node.lookups.store(cur - n.min(cur), Ordering::Relaxed);
+        let mut next = Some(node);
+        while let Some(node) = next.take() {
+            if node.ino == 1
+                || node.lookups.load(Ordering::Relaxed) != 0
+                || node.children.load(Ordering::Relaxed) != 0
+                || !m.get(&node.ino).is_some_and(|x| Arc::ptr_eq(x, &node))
+            {
+                break;
+            }
+            m.remove(&node.ino);
+            let parent = lock(&node.state).parent.clone();
+            relocate(&node, None, Arc::from(""));
+            lock(&node.state).anchor = None;
+            gone.push(node);
+            next = parent;
+        }
+        gone
     }
 
     pub fn len(&self) -> usize {
-        self.map
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        read(&self.map).len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Every node with an open file (for the final flush).
-    pub fn open_files(&self) -> Vec<Arc<OpenFile>> {
-        let m = self
-            .map
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.values().filter_map(|n| n.open_file()).collect()
+    /// Anchors held now.
+    pub fn anchors(&self) -> usize {
+        self.anchors.load(Ordering::Relaxed)
     }
 }

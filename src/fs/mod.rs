@@ -3,6 +3,7 @@
 //! answered with EIO, so no request can take the daemon down.
 
 mod attr;
+mod fdcache;
 mod inodes;
 mod ops;
 mod xattr;
@@ -20,8 +21,8 @@ use fuser::{
     Request, TimeOrNow, WriteFlags,
 };
 
-use ops::Caller;
 pub use ops::SealFs;
+use ops::{Caller, Entry};
 
 use crate::error::{Error, Result};
 
@@ -82,9 +83,9 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
-fn reply_entry(reply: ReplyEntry, r: std::result::Result<fuser::FileAttr, Errno>) {
+fn reply_entry(reply: ReplyEntry, r: std::result::Result<Entry, Errno>) {
     match r {
-        Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+        Ok(e) => reply.entry(&TTL, &e.attr, Generation(e.generation)),
         Err(e) => reply.error(e),
     }
 }
@@ -109,12 +110,17 @@ impl Filesystem for SealFs {
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             InitFlags::FUSE_NO_OPEN_SUPPORT,
+            InitFlags::FUSE_NO_OPENDIR_SUPPORT,
         ] {
             let added = self.want_capability(flag)
                 && cfg.capabilities().contains(flag)
                 && cfg.add_capabilities(flag).is_ok();
             if added && flag == InitFlags::FUSE_NO_OPEN_SUPPORT {
                 self.no_open
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if added && flag == InitFlags::FUSE_NO_OPENDIR_SUPPORT {
+                self.no_opendir
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
@@ -129,7 +135,7 @@ impl Filesystem for SealFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match guarded("lookup", || self.lookup(parent.0, name)) {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Ok(e) => reply.entry(&TTL, &e.attr, Generation(e.generation)),
             // A negative entry (inode 0) lets the kernel cache "no such file".
             Err(e) if e == Errno::ENOENT => reply.entry(&TTL, &negative_entry(), Generation(0)),
             Err(e) => reply.error(e),
@@ -158,7 +164,7 @@ impl Filesystem for SealFs {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
-        fh: Option<FileHandle>,
+        _fh: Option<FileHandle>,
         _crtime: Option<std::time::SystemTime>,
         _chgtime: Option<std::time::SystemTime>,
         _bkuptime: Option<std::time::SystemTime>,
@@ -167,17 +173,7 @@ impl Filesystem for SealFs {
     ) {
         let caller = caller(req);
         let r = guarded("setattr", || {
-            self.setattr(
-                ino.0,
-                mode,
-                uid,
-                gid,
-                size,
-                atime,
-                mtime,
-                fh.map(|f| f.0),
-                caller,
-            )
+            self.setattr(ino.0, mode, uid, gid, size, atime, mtime, caller)
         });
         match r {
             Ok(a) => reply.attr(&TTL, &a),
@@ -294,14 +290,14 @@ impl Filesystem for SealFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match guarded("read", || self.read(ino.0, fh.0, offset, size)) {
+        match guarded("read", || self.read(ino.0, offset, size)) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
         }
@@ -311,7 +307,7 @@ impl Filesystem for SealFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         data: &[u8],
         write_flags: WriteFlags,
@@ -320,7 +316,7 @@ impl Filesystem for SealFs {
         reply: ReplyWrite,
     ) {
         let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
-        match guarded("write", || self.write(ino.0, fh.0, offset, data, kill)) {
+        match guarded("write", || self.write(ino.0, offset, data, kill)) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -342,13 +338,13 @@ impl Filesystem for SealFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.release(fh.0);
+        // Handles carry no state (see `SealFs::file_for`).
         reply.ok();
     }
 
@@ -356,14 +352,11 @@ impl Filesystem for SealFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(
-            reply,
-            guarded("fsync", || self.fsync(ino.0, fh.0, datasync)),
-        );
+        reply_empty(reply, guarded("fsync", || self.fsync(ino.0, datasync)));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -376,64 +369,61 @@ impl Filesystem for SealFs {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let listing = match guarded("readdir", || self.listing(fh.0)) {
-            Ok(l) => l,
-            Err(e) => return reply.error(e),
-        };
-        for (i, (ino, kind, name)) in listing.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
-                break;
-            }
+        let r = guarded("readdir", || {
+            self.readdir(ino.0, offset, false, |it| {
+                reply.add(INodeNo(it.ino), it.next, it.kind, it.name)
+            })
+        });
+        match r {
+            Err(e) => reply.error(e),
+            Ok(_) => reply.ok(),
         }
-        reply.ok();
     }
 
     fn readdirplus(
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let listing = match guarded("readdirplus", || self.listing(fh.0)) {
-            Ok(l) => l,
-            Err(e) => return reply.error(e),
-        };
-        for (i, (_, _, name)) in listing.iter().enumerate().skip(offset as usize) {
-            // The kernel ignores the attributes of "." and ".."; every other
-            // entry returned counts as a lookup for it.
-            let dots = name == "." || name == "..";
-            let attr = if dots {
-                guarded("readdirplus", || self.getattr(ino.0))
-            } else {
-                guarded("readdirplus", || self.lookup(ino.0, name))
-            };
-            let Ok(attr) = attr else { continue };
-            if reply.add(attr.ino, (i + 1) as u64, name, &TTL, &attr, Generation(0)) {
-                if !dots {
-                    self.forget(attr.ino.0, 1);
-                }
-                break;
-            }
+        let r = guarded("readdirplus", || {
+            self.readdir(ino.0, offset, true, |it| match &it.entry {
+                Some(e) => reply.add(
+                    e.attr.ino,
+                    it.next,
+                    it.name,
+                    &TTL,
+                    &e.attr,
+                    Generation(e.generation),
+                ),
+                // "." and "..": the kernel ignores their attributes.
+                None => match self.getattr(ino.0) {
+                    Ok(a) => reply.add(INodeNo(it.ino), it.next, it.name, &TTL, &a, Generation(0)),
+                    Err(_) => false,
+                },
+            })
+        });
+        match r {
+            Err(e) => reply.error(e),
+            Ok(_) => reply.ok(),
         }
-        reply.ok();
     }
 
     fn releasedir(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.releasedir(fh.0);
         reply.ok();
     }
 
@@ -512,10 +502,10 @@ impl Filesystem for SealFs {
         match guarded("create", || {
             self.create(parent.0, name, mode, flags, caller(req))
         }) {
-            Ok((a, fh)) => reply.created(
+            Ok((e, fh)) => reply.created(
                 &TTL,
-                &a,
-                Generation(0),
+                &e.attr,
+                Generation(e.generation),
                 FileHandle(fh),
                 self.open_flags(flags),
             ),
@@ -527,7 +517,7 @@ impl Filesystem for SealFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         length: u64,
         mode: i32,
@@ -535,9 +525,7 @@ impl Filesystem for SealFs {
     ) {
         reply_empty(
             reply,
-            guarded("fallocate", || {
-                self.fallocate(ino.0, fh.0, offset, length, mode)
-            }),
+            guarded("fallocate", || self.fallocate(ino.0, offset, length, mode)),
         );
     }
 }

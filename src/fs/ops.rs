@@ -1,44 +1,33 @@
 //! The filesystem operations, each `fn(..) -> Result<T>` over the vault
 //! library. The `Filesystem` impl in `mod.rs` only calls these and replies.
 
-use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use fuser::{FileAttr, FileType};
 
 use super::attr;
-use super::inodes::{Inodes, Node, OpenFile};
-use super::lock;
+use super::fdcache::{self, Cached, FdCache};
+use super::inodes::{Anchor, Inodes, Node, OpenFile, Place};
 use crate::error::{Error, Result};
-use crate::vault::{Dir, Kind, SealedFile, Vault, VaultKeys, sys};
-
-/// How many handle-less open files stay open (two fds each at most).
-const MAX_PINNED: usize = 1024;
-
-/// One directory listing, taken at opendir.
-pub type Listing = Arc<Vec<(u64, FileType, OsString)>>;
+use crate::vault::{Dir, Kind, Listed, SealedFile, Vault, VaultKeys, sys};
 
 pub struct SealFs {
     keys: Arc<VaultKeys>,
     root_backing_ino: u64,
     pub inodes: Inodes,
-    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
-    dirs: Mutex<HashMap<u64, Listing>>,
-    next_fh: AtomicU64,
+    cache: FdCache,
     pub read_only: bool,
     /// Use the kernel's writeback cache and keep page caches across opens.
     pub caching: bool,
     /// The kernel agreed to FUSE_NO_OPEN_SUPPORT: OPEN answers ENOSYS, after
     /// which the kernel sends no OPEN/RELEASE and file requests carry fh 0.
     pub no_open: std::sync::atomic::AtomicBool,
-    /// Recently used open files kept open without a handle (fh 0 requests),
-    /// so a file is not reopened and re-authenticated per request; bounded,
-    /// oldest dropped first.
-    pins: Mutex<std::collections::VecDeque<Arc<OpenFile>>>,
-    root_fd: std::os::fd::OwnedFd,
+    /// Likewise FUSE_NO_OPENDIR_SUPPORT: no OPENDIR/RELEASEDIR round trips.
+    pub no_opendir: std::sync::atomic::AtomicBool,
+    root_fd: Arc<OwnedFd>,
 }
 
 /// Who is asking (for ownership of new entries).
@@ -48,27 +37,84 @@ pub struct Caller {
     pub gid: u32,
 }
 
+/// A new or looked-up entry: its attributes and FUSE generation.
+pub struct Entry {
+    pub attr: FileAttr,
+    pub generation: u64,
+}
+
+/// One item of a directory listing, with the position after it.
+pub struct Item<'a> {
+    pub ino: u64,
+    pub kind: FileType,
+    pub name: &'a OsStr,
+    pub next: u64,
+    /// readdirplus only: the entry (counted as one lookup).
+    pub entry: Option<Entry>,
+}
+
+/// An fd naming a node's vault inode (`O_PATH` or better), for metadata calls.
+enum PathFd {
+    Shared(Arc<OwnedFd>),
+    Anchor(Arc<Anchor>),
+    Own(OwnedFd),
+}
+
+impl PathFd {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            PathFd::Shared(f) => f.as_fd(),
+            PathFd::Anchor(a) => a.fd.as_fd(),
+            PathFd::Own(f) => f.as_fd(),
+        }
+    }
+}
+
+/// Errors that mean "this node is not where we thought": after a rename
+/// outside the mount, a replaced entry, a removed directory.
+fn is_gone(e: &Error) -> bool {
+    matches!(
+        e.to_errno(),
+        libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ESTALE
+    )
+}
+
+fn stale() -> Error {
+    Error::errno(libc::ESTALE)
+}
+
+fn same_place(a: &Place, b: &Place) -> bool {
+    match (a, b) {
+        (Place::Root, Place::Root) | (Place::Gone, Place::Gone) => true,
+        (Place::Named(p, e), Place::Named(q, f)) => Arc::ptr_eq(p, q) && e == f,
+        (Place::Anchored(x), Place::Anchored(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
 impl SealFs {
     pub fn new(vault: &Vault, read_only: bool) -> Result<SealFs> {
         let root = vault.root()?;
         let st = sys::fstat(root.fd())?;
-        let fd = root.fd().try_clone_to_owned()?;
-        let root_fd = root.fd().try_clone_to_owned()?;
-        let inodes = Inodes::default();
-        inodes.insert_root(Node::new(1, Kind::Dir, fd, ".".into(), Some(root)));
+        let root_fd = root.shared_fd().clone();
+        let (cap, anchors) = fdcache::budget();
+        log::info!("descriptor budget: {cap} cached, {anchors} for removed entries in use");
         Ok(SealFs {
             keys: vault.keys().clone(),
             root_backing_ino: st.st_ino,
-            inodes,
-            files: Mutex::new(HashMap::new()),
-            dirs: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
+            inodes: Inodes::new(anchors),
+            cache: FdCache::new(cap),
             read_only,
             caching: true,
             no_open: std::sync::atomic::AtomicBool::new(false),
-            pins: Mutex::new(std::collections::VecDeque::new()),
+            no_opendir: std::sync::atomic::AtomicBool::new(false),
             root_fd,
         })
+    }
+
+    /// Descriptors held in the cache now, and its capacity.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache.capacity())
     }
 
     /// FUSE inode number of a vault inode: the vault's own, with the vault
@@ -116,18 +162,231 @@ impl SealFs {
         }
     }
 
-    fn dir_of(&self, ino: u64) -> Result<Arc<Dir>> {
-        self.inodes.get(ino)?.dir(&self.keys)
+    fn node(&self, ino: u64) -> Result<Arc<Node>> {
+        self.inodes.get(ino)
+    }
+
+    /// Runs `f`, which opens descriptors; out of descriptors, closes the
+    /// older half of the cache and tries once more.
+    fn with_fds<T>(&self, mut f: impl FnMut() -> std::io::Result<T>) -> Result<T> {
+        match f() {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                log::warn!("out of file descriptors; closing cached ones");
+                self.cache.shrink();
+                Ok(f()?)
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// Runs `f` on the node's current place; if the node turned out not to
+    /// be there because a concurrent rename moved it, tries its new place.
+    /// A node that is really gone answers ESTALE.
+    fn at_place<T>(&self, node: &Node, mut f: impl FnMut(&Place) -> Result<T>) -> Result<T> {
+        let mut place = node.place();
+        for _ in 0..3 {
+            match f(&place) {
+                Err(e) if is_gone(&e) => {
+                    let now = node.place();
+                    if same_place(&now, &place) {
+                        return Err(stale());
+                    }
+                    place = now;
+                }
+                r => return r,
+            }
+        }
+        Err(stale())
+    }
+
+    /// Checks that stat `st` (with birth `stamp`) is the node's vault inode.
+    fn verify(&self, node: &Node, st: &libc::stat, stamp: u64) -> Result<()> {
+        let same = self.fuse_ino(st.st_ino) == node.ino
+            && Kind::from_mode(st.st_mode) == node.kind
+            && (node.stamp == 0 || stamp == 0 || node.stamp == stamp);
+        if same { Ok(()) } else { Err(stale()) }
+    }
+
+    /// The directory fd of a directory node: cached, or reopened through
+    /// its parent and checked (inode, birth time and directory ID).
+    fn dir_fd(&self, node: &Arc<Node>) -> Result<Arc<OwnedFd>> {
+        if node.kind != Kind::Dir {
+            return Err(Error::errno(libc::ENOTDIR));
+        }
+        if node.ino == 1 {
+            return Ok(self.root_fd.clone());
+        }
+        if let Some(fd) = self.cache.dir(node.ino, node.generation) {
+            return Ok(fd);
+        }
+        let fd = self.at_place(node, |place| {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+            let fd = match place {
+                Place::Named(parent, entry) => {
+                    let pfd = self.dir_fd(parent)?;
+                    self.with_fds(|| sys::openat(pfd.as_fd(), entry.as_bytes(), flags, 0))?
+                }
+                Place::Anchored(a) => {
+                    self.with_fds(|| sys::openat(a.fd.as_fd(), b".", flags, 0))?
+                }
+                Place::Root => return Ok(self.root_fd.clone()),
+                Place::Gone => return Err(stale()),
+            };
+            let (st, stamp) = sys::statx(fd.as_fd(), b"")?;
+            self.verify(node, &st, stamp)?;
+            Ok(Arc::new(fd))
+        })?;
+        let id = Dir::read_id(fd.as_fd(), &node.label())?;
+        match node.dir_id.get() {
+            Some(known) if *known != id => return Err(stale()),
+            Some(_) => {}
+            None => {
+                let _ = node.dir_id.set(id);
+            }
+        }
+        self.cache
+            .put(node.ino, node.generation, Cached::Dir(fd.clone()));
+        Ok(fd)
+    }
+
+    /// The directory of a directory node, ready for operations by name.
+    fn dir(&self, node: &Arc<Node>) -> Result<Dir> {
+        let fd = self.dir_fd(node)?;
+        let (id, is_root) = if node.ino == 1 {
+            (self.keys.root_id, true)
+        } else {
+            match node.dir_id.get() {
+                Some(id) => (*id, false),
+                None => (Dir::read_id(fd.as_fd(), &node.label())?, false),
+            }
+        };
+        Ok(Dir::view(fd, id, self.keys.clone(), is_root, node.label()))
+    }
+
+    fn dir_of(&self, ino: u64) -> Result<(Arc<Node>, Dir)> {
+        let node = self.node(ino)?;
+        let dir = self.dir(&node)?;
+        Ok((node, dir))
+    }
+
+    /// An fd naming the node's vault inode, checked to be that inode.
+    fn path_fd(&self, node: &Arc<Node>) -> Result<PathFd> {
+        if node.kind == Kind::Dir {
+            return Ok(PathFd::Shared(self.dir_fd(node)?));
+        }
+        self.at_place(node, |place| match place {
+            Place::Named(parent, entry) => {
+                let pfd = self.dir_fd(parent)?;
+                let fd =
+                    self.with_fds(|| sys::openat(pfd.as_fd(), entry.as_bytes(), libc::O_PATH, 0))?;
+                let (st, stamp) = sys::statx(fd.as_fd(), b"")?;
+                self.verify(node, &st, stamp)?;
+                Ok(PathFd::Own(fd))
+            }
+            Place::Anchored(a) => Ok(PathFd::Anchor(a.clone())),
+            Place::Root => Ok(PathFd::Shared(self.root_fd.clone())),
+            Place::Gone => Err(stale()),
+        })
+    }
+
+    /// The stat of a node's vault inode (and its birth time).
+    fn stat_node(&self, node: &Arc<Node>) -> Result<libc::stat> {
+        if node.ino == 1 {
+            return Ok(sys::statx(self.root_fd.as_fd(), b"")?.0);
+        }
+        if let Some(f) = node.open_file() {
+            let g = lock_read(&f);
+            return Ok(sys::statx(g.fd(), b"")?.0);
+        }
+        if let Some(fd) = self.cache.dir(node.ino, node.generation) {
+            return Ok(sys::statx(fd.as_fd(), b"")?.0);
+        }
+        self.at_place(node, |place| match place {
+            Place::Named(parent, entry) => {
+                let pfd = self.dir_fd(parent)?;
+                let (st, stamp) = sys::statx(pfd.as_fd(), entry.as_bytes())?;
+                self.verify(node, &st, stamp)?;
+                Ok(st)
+            }
+            Place::Anchored(a) => Ok(sys::statx(a.fd.as_fd(), b"")?.0),
+            Place::Root => Ok(sys::statx(self.root_fd.as_fd(), b"")?.0),
+            Place::Gone => Err(stale()),
+        })
+    }
+
+    /// The shared open state of a file node: cached, or opened (read-write
+    /// where allowed) through its place and checked to be its inode.
+    fn open_file(&self, node: &Arc<Node>) -> Result<Arc<OpenFile>> {
+        if node.kind != Kind::File {
+            return Err(Error::errno(if node.kind == Kind::Dir {
+                libc::EISDIR
+            } else {
+                libc::EINVAL
+            }));
+        }
+        if let Some(f) = self.cache.file(node.ino, node.generation) {
+            return Ok(f);
+        }
+        let (f, _) = node.open_with(|| {
+            let fd = self.at_place(node, |place| {
+                let fd = match place {
+                    Place::Named(parent, entry) => {
+                        let pfd = self.dir_fd(parent)?;
+                        self.open_rw(|flags| {
+                            sys::openat(pfd.as_fd(), entry.as_bytes(), flags | libc::O_NONBLOCK, 0)
+                        })?
+                    }
+                    Place::Anchored(a) => self.open_rw(|flags| sys::reopen(a.fd.as_fd(), flags))?,
+                    Place::Root | Place::Gone => return Err(stale()),
+                };
+                let (st, stamp) = sys::statx(fd.as_fd(), b"")?;
+                self.verify(node, &st, stamp)?;
+                Ok(fd)
+            })?;
+            Ok(Arc::new(std::sync::RwLock::new(SealedFile::open(
+                fd,
+                &self.keys,
+                node.label(),
+            )?)))
+        })?;
+        self.cache
+            .put(node.ino, node.generation, Cached::File(f.clone()));
+        Ok(f)
+    }
+
+    /// Opens read-write, or read-only where the daemon may not write (a
+    /// non-root daemon and a 0444 file; writes then fail with EBADF).
+    fn open_rw(&self, open: impl Fn(i32) -> std::io::Result<OwnedFd>) -> Result<OwnedFd> {
+        let flags = if self.read_only {
+            libc::O_RDONLY
+        } else {
+            libc::O_RDWR
+        };
+        match self.with_fds(|| open(flags)) {
+            Err(e)
+                if flags == libc::O_RDWR
+                    && matches!(e.to_errno(), libc::EACCES | libc::EROFS | libc::EPERM) =>
+            {
+                self.with_fds(|| open(libc::O_RDONLY))
+            }
+            r => r,
+        }
     }
 
     /// Attributes of a node.
-    pub fn attr_of(&self, node: &Node) -> Result<FileAttr> {
-        let st = sys::fstat(node.fd.as_fd())?;
-        self.attr_with(node, &st)
+    pub fn attr_of(&self, node: &Arc<Node>) -> Result<FileAttr> {
+        let st = self.stat_node(node)?;
+        self.attr_with(node, &st, None)
     }
 
-    /// Attributes of a node whose vault inode has stat `st`.
-    fn attr_with(&self, node: &Node, st: &libc::stat) -> Result<FileAttr> {
+    /// Attributes of a node whose vault inode has stat `st`; `at` is the
+    /// directory and entry it was just found under, if known.
+    fn attr_with(
+        &self,
+        node: &Arc<Node>,
+        st: &libc::stat,
+        at: Option<(&Dir, &str)>,
+    ) -> Result<FileAttr> {
         let size = match node.kind {
             Kind::File => match node.open_file() {
                 Some(f) => lock_read(&f).size(),
@@ -136,7 +395,10 @@ impl SealFs {
             Kind::Symlink => match node.symlink_len.get() {
                 Some(n) => *n,
                 None => {
-                    let raw = sys::readlinkat(node.fd.as_fd(), b"")?;
+                    let raw = match at {
+                        Some((dir, entry)) => sys::readlinkat(dir.fd(), entry.as_bytes())?,
+                        None => sys::readlinkat(self.path_fd(node)?.fd(), b"")?,
+                    };
                     let n = self
                         .keys
                         .names
@@ -153,90 +415,113 @@ impl SealFs {
     }
 
     pub fn getattr(&self, ino: u64) -> Result<FileAttr> {
-        let node = self.inodes.get(ino)?;
+        let node = self.node(ino)?;
         self.attr_of(&node)
     }
 
     /// Resolves `parent/name` to a node, counting one kernel lookup.
-    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
-        let dir = self.dir_of(parent)?;
-        let (fd, st, dn) = dir.open_path(name)?;
-        let label = child_label(&dir, dn.entry());
-        let node = self.register(&st, label, None, move |kind| {
-            Ok(if kind == Kind::Dir {
-                sys::openat(fd.as_fd(), b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
-            } else {
-                fd
-            })
-        })?;
-        self.attr_with(&node, &st)
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
+        let (pnode, dir) = self.dir_of(parent)?;
+        let dn = dir.disk_name(name)?;
+        self.enter(&pnode, &dir, dn.entry())
     }
 
-    /// Counts one kernel lookup of the vault inode `st`, building its node
-    /// (with the fd from `fd`) if the kernel did not know it yet.
-    fn register(
-        &self,
-        st: &libc::stat,
-        label: String,
-        dir: Option<Dir>,
-        fd: impl FnOnce(Kind) -> Result<std::os::fd::OwnedFd>,
-    ) -> Result<Arc<Node>> {
-        let ino = self.fuse_ino(st.st_ino);
-        let kind = Kind::from_mode(st.st_mode);
-        self.inodes
-            .lookup(ino, || Ok(Node::new(ino, kind, fd(kind)?, label, dir)))
+    /// Counts one kernel lookup of the vault entry `entry` of `dir` (the
+    /// directory of `pnode`), building its node if the kernel did not know it.
+    fn enter(&self, pnode: &Arc<Node>, dir: &Dir, entry: &str) -> Result<Entry> {
+        let (st, stamp) = sys::statx(dir.fd(), entry.as_bytes())?;
+        let node = self.inodes.lookup(
+            self.fuse_ino(st.st_ino),
+            stamp,
+            Kind::from_mode(st.st_mode),
+            pnode,
+            entry,
+        );
+        match self.attr_with(&node, &st, Some((dir, entry))) {
+            Ok(attr) => Ok(Entry {
+                attr,
+                generation: node.generation,
+            }),
+            Err(e) => {
+                self.forget(node.ino, 1);
+                Err(e)
+            }
+        }
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
-        if ino == 1 {
-            return;
-        }
-        // A forgotten (often unlinked) file must not stay open through a pin:
+        // A forgotten (often unlinked) file must not stay open in the cache:
         // its space would not be freed.
-        if let Some(f) = self.inodes.forget(ino, n).and_then(|node| node.open_file()) {
-            lock(&self.pins).retain(|p| !Arc::ptr_eq(p, &f));
+        for node in self.inodes.forget(ino, n) {
+            self.cache.remove(node.ino, node.generation);
         }
     }
 
     /// Gives a new entry to the caller and the right group (set-gid
     /// directories); returns the entry's stat afterwards.
-    fn own(
-        &self,
-        dir: &Dir,
-        node_fd: std::os::fd::BorrowedFd<'_>,
-        who: Caller,
-    ) -> Result<libc::stat> {
+    fn own(&self, dir: &Dir, node_fd: BorrowedFd<'_>, who: Caller) -> Result<(libc::stat, u64)> {
         let pst = sys::fstat(dir.fd())?;
         let gid = if pst.st_mode & libc::S_ISGID != 0 {
             None
         } else {
             Some(who.gid)
         };
-        let st = sys::fstat(node_fd)?;
+        let (st, stamp) = sys::statx(node_fd, b"")?;
         if st.st_uid == who.uid && gid.is_none_or(|g| g == st.st_gid) {
-            return Ok(st);
+            return Ok((st, stamp));
         }
         sys::fchown_any(node_fd, Some(who.uid), gid)?;
-        Ok(sys::fstat(node_fd)?)
+        Ok(sys::statx(node_fd, b"")?)
+    }
+
+    /// Registers an entry of `dir` just made under `entry`, whose vault
+    /// inode `fd` names (one kernel lookup).
+    fn register(
+        &self,
+        pnode: &Arc<Node>,
+        dir: &Dir,
+        entry: &str,
+        fd: BorrowedFd<'_>,
+        who: Caller,
+    ) -> Result<(Arc<Node>, libc::stat)> {
+        let (st, stamp) = self.own(dir, fd, who)?;
+        let node = self.inodes.lookup(
+            self.fuse_ino(st.st_ino),
+            stamp,
+            Kind::from_mode(st.st_mode),
+            pnode,
+            entry,
+        );
+        Ok((node, st))
     }
 
     /// Registers an entry just created by name (symlink, special file).
-    fn new_entry(&self, dir: &Dir, name: &OsStr, who: Caller) -> Result<FileAttr> {
-        let (fd, _, dn) = dir.open_path(name)?;
-        let st = self.own(dir, fd.as_fd(), who)?;
-        let node = self.register(&st, child_label(dir, dn.entry()), None, |_| Ok(fd))?;
-        self.attr_with(&node, &st)
+    fn new_entry(&self, pnode: &Arc<Node>, dir: &Dir, name: &OsStr, who: Caller) -> Result<Entry> {
+        let dn = dir.disk_name(name)?;
+        let fd = self.with_fds(|| sys::openat(dir.fd(), dn.entry().as_bytes(), libc::O_PATH, 0))?;
+        let (node, st) = self.register(pnode, dir, dn.entry(), fd.as_fd(), who)?;
+        Ok(Entry {
+            attr: self.attr_with(&node, &st, Some((dir, dn.entry())))?,
+            generation: node.generation,
+        })
     }
 
-    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, who: Caller) -> Result<FileAttr> {
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, who: Caller) -> Result<Entry> {
         self.check_writable()?;
-        let dir = self.dir_of(parent)?;
+        let (pnode, dir) = self.dir_of(parent)?;
         let sub = dir.mkdir(name, mode)?;
-        let st = self.own(&dir, sub.fd(), who)?;
-        let fd = sub.fd().try_clone_to_owned()?;
-        let label = sub.label().to_string();
-        let node = self.register(&st, label, Some(sub), |_| Ok(fd))?;
-        self.attr_with(&node, &st)
+        let dn = dir.disk_name(name)?;
+        let (node, st) = self.register(&pnode, &dir, dn.entry(), sub.fd(), who)?;
+        let _ = node.dir_id.set(*sub.id());
+        self.cache.put(
+            node.ino,
+            node.generation,
+            Cached::Dir(sub.shared_fd().clone()),
+        );
+        Ok(Entry {
+            attr: self.attr_with(&node, &st, None)?,
+            generation: node.generation,
+        })
     }
 
     pub fn mknod(
@@ -246,57 +531,86 @@ impl SealFs {
         mode: u32,
         rdev: u32,
         who: Caller,
-    ) -> Result<FileAttr> {
+    ) -> Result<Entry> {
         self.check_writable()?;
-        let dir = self.dir_of(parent)?;
+        let (pnode, dir) = self.dir_of(parent)?;
         dir.mknod(name, mode, u64::from(rdev))?;
-        self.new_entry(&dir, name, who)
+        self.new_entry(&pnode, &dir, name, who)
     }
 
-    pub fn symlink(
-        &self,
-        parent: u64,
-        name: &OsStr,
-        target: &[u8],
-        who: Caller,
-    ) -> Result<FileAttr> {
+    pub fn symlink(&self, parent: u64, name: &OsStr, target: &[u8], who: Caller) -> Result<Entry> {
         self.check_writable()?;
-        let dir = self.dir_of(parent)?;
+        let (pnode, dir) = self.dir_of(parent)?;
         dir.symlink(name, target)?;
-        self.new_entry(&dir, name, who)
+        self.new_entry(&pnode, &dir, name, who)
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
-        let node = self.inodes.get(ino)?;
+        let node = self.node(ino)?;
         if node.kind != Kind::Symlink {
             return Err(Error::errno(libc::EINVAL));
         }
-        let raw = sys::readlinkat(node.fd.as_fd(), b"")?;
+        let raw = sys::readlinkat(self.path_fd(&node)?.fd(), b"")?;
         self.keys.names.decrypt_target(&raw).ok_or_else(|| {
-            log::error!("symlink target failed authentication: {}", node.label);
-            Error::Corrupt(node.label.clone())
+            let l = node.label();
+            log::error!("symlink target failed authentication: {l}");
+            Error::Corrupt(l)
         })
     }
 
-    pub fn link(&self, ino: u64, parent: u64, name: &OsStr) -> Result<FileAttr> {
+    pub fn link(&self, ino: u64, parent: u64, name: &OsStr) -> Result<Entry> {
         self.check_writable()?;
-        let node = self.inodes.get(ino)?;
+        let node = self.node(ino)?;
         if node.kind == Kind::Dir {
             return Err(Error::errno(libc::EPERM));
         }
-        let dir = self.dir_of(parent)?;
-        dir.link(node.fd.as_fd(), name)?;
-        self.lookup(parent, name)
+        let (pnode, dir) = self.dir_of(parent)?;
+        dir.link(self.path_fd(&node)?.fd(), name)?;
+        let dn = dir.disk_name(name)?;
+        self.enter(&pnode, &dir, dn.entry())
+    }
+
+    /// The node the kernel knows under `dir/entry`, if any, with what keeps
+    /// it reachable once that name is gone.
+    fn losing_name(
+        &self,
+        pnode: &Arc<Node>,
+        dir: &Dir,
+        entry: &str,
+    ) -> Option<(Arc<Node>, Option<Arc<Anchor>>)> {
+        let (st, stamp) = sys::statx(dir.fd(), entry.as_bytes()).ok()?;
+        let node = self.inodes.find(self.fuse_ino(st.st_ino), stamp)?;
+        if !node.is_at(pnode, entry) {
+            return None;
+        }
+        let anchor = self
+            .inodes
+            .anchor(|| self.with_fds(|| sys::openat(dir.fd(), entry.as_bytes(), libc::O_PATH, 0)));
+        Some((node, anchor))
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
-        self.dir_of(parent)?.unlink(name)
+        let (pnode, dir) = self.dir_of(parent)?;
+        let dn = dir.disk_name(name)?;
+        let losing = self.losing_name(&pnode, &dir, dn.entry());
+        dir.unlink(name)?;
+        if let Some((node, anchor)) = losing {
+            self.inodes.detach(&node, anchor);
+        }
+        Ok(())
     }
 
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
-        self.dir_of(parent)?.rmdir(name)
+        let (pnode, dir) = self.dir_of(parent)?;
+        let dn = dir.disk_name(name)?;
+        let losing = self.losing_name(&pnode, &dir, dn.entry());
+        dir.rmdir(name)?;
+        if let Some((node, anchor)) = losing {
+            self.inodes.detach(&node, anchor);
+        }
+        Ok(())
     }
 
     pub fn rename(
@@ -308,9 +622,40 @@ impl SealFs {
         flags: u32,
     ) -> Result<()> {
         self.check_writable()?;
-        let from = self.dir_of(parent)?;
-        let to = self.dir_of(newparent)?;
-        from.rename(name, &to, newname, flags)
+        let (pnode, from) = self.dir_of(parent)?;
+        let (qnode, to) = self.dir_of(newparent)?;
+        let a = from.disk_name(name)?;
+        let b = to.disk_name(newname)?;
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        let src = sys::statx(from.fd(), a.entry().as_bytes())
+            .ok()
+            .and_then(|(st, stamp)| self.inodes.find(self.fuse_ino(st.st_ino), stamp))
+            .filter(|n| n.is_at(&pnode, a.entry()));
+        let dst = if exchange {
+            sys::statx(to.fd(), b.entry().as_bytes())
+                .ok()
+                .and_then(|(st, stamp)| self.inodes.find(self.fuse_ino(st.st_ino), stamp))
+                .filter(|n| n.is_at(&qnode, b.entry()))
+                .map(|n| (n, None))
+        } else if flags & libc::RENAME_NOREPLACE == 0 {
+            self.losing_name(&qnode, &to, b.entry())
+        } else {
+            None
+        };
+        from.rename(name, &to, newname, flags)?;
+        if let Some(src) = &src {
+            self.inodes.moved(src, &qnode, b.entry());
+        }
+        match dst {
+            Some((dst, _)) if exchange => self.inodes.moved(&dst, &pnode, a.entry()),
+            // Renaming a hard link over another name of the same inode
+            // changes nothing.
+            Some((dst, anchor)) if src.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &dst)) => {
+                self.inodes.detach(&dst, anchor);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Creates and opens a regular file.
@@ -321,18 +666,24 @@ impl SealFs {
         mode: u32,
         flags: i32,
         who: Caller,
-    ) -> Result<(FileAttr, u64)> {
+    ) -> Result<(Entry, u64)> {
         self.check_writable()?;
-        let dir = self.dir_of(parent)?;
+        let (pnode, dir) = self.dir_of(parent)?;
         let (file, created) = dir.create_file(name, mode, flags & libc::O_EXCL != 0)?;
-        let st = if created {
-            self.own(&dir, file.fd(), who)?
+        let dn = dir.disk_name(name)?;
+        let (node, _) = if created {
+            self.register(&pnode, &dir, dn.entry(), file.fd(), who)?
         } else {
-            sys::fstat(file.fd())?
+            let (st, stamp) = sys::statx(file.fd(), b"")?;
+            let node = self.inodes.lookup(
+                self.fuse_ino(st.st_ino),
+                stamp,
+                Kind::from_mode(st.st_mode),
+                &pnode,
+                dn.entry(),
+            );
+            (node, st)
         };
-        let fd = file.fd().try_clone_to_owned()?;
-        let label = file.label().to_string();
-        let node = self.register(&st, label, None, |_| Ok(fd))?;
         let shared = match node.open_file() {
             Some(f) => f,
             None => {
@@ -341,50 +692,23 @@ impl SealFs {
                 f
             }
         };
+        self.cache
+            .put(node.ino, node.generation, Cached::File(shared.clone()));
         if !created && flags & libc::O_TRUNC != 0 {
             lock_write(&shared).set_len(0)?;
         }
-        let fh = self.add_handle(shared);
-        Ok((self.attr_of(&node)?, fh))
-    }
-
-    fn add_handle(&self, f: Arc<OpenFile>) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.files).insert(fh, f);
-        fh
-    }
-
-    /// The open state for a file request: the handle's, or (fh 0, no OPEN
-    /// was sent) the node's own, opened on first use and kept until FORGET.
-    fn file_for(&self, ino: u64, fh: u64) -> Result<Arc<OpenFile>> {
-        if fh != 0 {
-            return self.handle(fh);
-        }
-        let node = self.inodes.get(ino)?;
-        if let Some(f) = node.open_file() {
-            return Ok(f);
-        }
-        let f = match node.open_or_get(&self.keys, !self.read_only) {
-            // Out of fds: close the kept-open files nobody is using, retry once.
-            Err(e) if matches!(e.to_errno(), libc::EMFILE | libc::ENFILE) => {
-                lock(&self.pins).clear();
-                node.open_or_get(&self.keys, !self.read_only)?
-            }
-            r => r?,
+        let entry = Entry {
+            attr: self.attr_of(&node)?,
+            generation: node.generation,
         };
-        let mut pins = lock(&self.pins);
-        pins.push_back(f.clone());
-        if pins.len() > MAX_PINNED {
-            pins.pop_front();
-        }
-        Ok(f)
+        Ok((entry, 0))
     }
 
-    fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
-        lock(&self.files)
-            .get(&fh)
-            .cloned()
-            .ok_or(Error::errno(libc::EBADF))
+    /// The open state for a file request. Handles carry nothing: every
+    /// request goes through the node and the bounded cache.
+    fn file_for(&self, ino: u64) -> Result<Arc<OpenFile>> {
+        let node = self.node(ino)?;
+        self.open_file(&node)
     }
 
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
@@ -397,34 +721,27 @@ impl SealFs {
         if writable || flags & libc::O_TRUNC != 0 {
             self.check_writable()?;
         }
-        let node = self.inodes.get(ino)?;
-        let f = node.open_or_get(&self.keys, writable)?;
+        let f = self.file_for(ino)?;
         if flags & libc::O_TRUNC != 0 {
             lock_write(&f).set_len(0)?;
         }
-        Ok(self.add_handle(f))
+        Ok(0)
     }
 
-    pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let f = self.file_for(ino, fh)?;
+    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let f = self.file_for(ino)?;
         let g = lock_read(&f);
         g.read_vec(offset, size as usize)
     }
 
     /// `kill_suidgid`: the kernel asks us (FUSE_HANDLE_KILLPRIV_V2) to drop
     /// set-user-ID and set-group-ID bits, as a write by a non-owner must.
-    pub fn write(
-        &self,
-        ino: u64,
-        fh: u64,
-        offset: u64,
-        data: &[u8],
-        kill_suidgid: bool,
-    ) -> Result<u32> {
+    pub fn write(&self, ino: u64, offset: u64, data: &[u8], kill_suidgid: bool) -> Result<u32> {
         self.check_writable()?;
-        let f = self.file_for(ino, fh)?;
+        let node = self.node(ino)?;
+        let f = self.open_file(&node)?;
         if kill_suidgid {
-            self.kill_suidgid(&*self.inodes.get(ino)?)?;
+            self.kill_suidgid(&node)?;
         }
         let n = lock_write(&f).write_at(data, offset)?;
         Ok(n as u32)
@@ -432,31 +749,30 @@ impl SealFs {
 
     /// Clears S_ISUID, and S_ISGID when group-executable, as the kernel would
     /// for a write or truncate by an unprivileged caller.
-    fn kill_suidgid(&self, node: &Node) -> Result<()> {
-        let st = sys::fstat(node.fd.as_fd())?;
+    fn kill_suidgid(&self, node: &Arc<Node>) -> Result<()> {
+        if node.kind != Kind::File {
+            return Ok(());
+        }
+        let st = self.stat_node(node)?;
         let mut kill = libc::S_ISUID;
         if st.st_mode & libc::S_IXGRP != 0 {
             kill |= libc::S_ISGID;
         }
-        if node.kind == Kind::File && st.st_mode & kill != 0 {
-            sys::fchmod_any(node.fd.as_fd(), st.st_mode & 0o7777 & !kill)?;
+        if st.st_mode & kill != 0 {
+            sys::fchmod_any(self.path_fd(node)?.fd(), st.st_mode & 0o7777 & !kill)?;
         }
         Ok(())
     }
 
-    pub fn release(&self, fh: u64) {
-        lock(&self.files).remove(&fh);
-    }
-
-    pub fn fsync(&self, ino: u64, fh: u64, datasync: bool) -> Result<()> {
-        let f = self.file_for(ino, fh)?;
+    pub fn fsync(&self, ino: u64, datasync: bool) -> Result<()> {
+        let f = self.file_for(ino)?;
         let g = lock_read(&f);
         g.sync(datasync)
     }
 
-    pub fn fallocate(&self, ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+    pub fn fallocate(&self, ino: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
         self.check_writable()?;
-        let f = self.file_for(ino, fh)?;
+        let f = self.file_for(ino)?;
         let mut g = lock_write(&f);
         let end = offset
             .checked_add(length)
@@ -491,90 +807,133 @@ impl SealFs {
         size: Option<u64>,
         atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
-        fh: Option<u64>,
         who: Caller,
     ) -> Result<FileAttr> {
         self.check_writable()?;
-        let node = self.inodes.get(ino)?;
+        let node = self.node(ino)?;
         if let Some(size) = size {
             // Truncation by anyone but root drops set-ID bits (killpriv v2
             // leaves this to us; fuser does not pass FATTR_KILL_SUIDGID).
             if who.uid != 0 && mode.is_none() {
                 self.kill_suidgid(&node)?;
             }
-            let f = match fh.and_then(|fh| self.handle(fh).ok()) {
-                Some(f) => f,
-                None => node.open_or_get(&self.keys, true)?,
-            };
+            let f = self.open_file(&node)?;
             lock_write(&f).set_len(size)?;
         }
-        if uid.is_some() || gid.is_some() {
-            sys::fchown_any(node.fd.as_fd(), uid, gid)?;
-        }
-        if let Some(mode) = mode {
-            if node.kind == Kind::Symlink {
-                return Err(Error::errno(libc::EOPNOTSUPP));
+        if uid.is_some() || gid.is_some() || mode.is_some() || atime.is_some() || mtime.is_some() {
+            let pf = self.path_fd(&node)?;
+            if uid.is_some() || gid.is_some() {
+                sys::fchown_any(pf.fd(), uid, gid)?;
             }
-            sys::fchmod_any(node.fd.as_fd(), mode & 0o7777)?;
-        }
-        if atime.is_some() || mtime.is_some() {
-            sys::futimens_any(
-                node.fd.as_fd(),
-                &[attr::timespec(atime), attr::timespec(mtime)],
-            )?;
+            if let Some(mode) = mode {
+                if node.kind == Kind::Symlink {
+                    return Err(Error::errno(libc::EOPNOTSUPP));
+                }
+                sys::fchmod_any(pf.fd(), mode & 0o7777)?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                sys::futimens_any(pf.fd(), &[attr::timespec(atime), attr::timespec(mtime)])?;
+            }
         }
         self.attr_of(&node)
     }
 
-    /// Lists a directory once, at opendir.
+    /// Directories need no open state: positions are the vault directory's
+    /// own, so a listing streams and a rewind sees new entries.
     pub fn opendir(&self, ino: u64) -> Result<u64> {
-        let node = self.inodes.get(ino)?;
-        let dir = node.dir(&self.keys)?;
-        let mut entries = vec![
-            (ino, FileType::Directory, OsString::from(".")),
-            (ino, FileType::Directory, OsString::from("..")),
-        ];
-        for e in dir.list()? {
-            entries.push((self.fuse_ino(e.ino), attr::file_type(e.kind), e.name));
+        if self.no_opendir.load(Ordering::Relaxed) {
+            return Err(Error::errno(libc::ENOSYS));
         }
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(fh, Arc::new(entries));
-        Ok(fh)
+        let node = self.node(ino)?;
+        self.dir_fd(&node)?;
+        Ok(0)
     }
 
-    pub fn listing(&self, fh: u64) -> Result<Listing> {
-        lock(&self.dirs)
-            .get(&fh)
-            .cloned()
-            .ok_or(Error::errno(libc::EBADF))
-    }
-
-    pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
+    /// Lists directory `ino` from position `offset`, handing each item to
+    /// `add` until it returns true (full). With `plus`, each entry is also
+    /// looked up (readdirplus); an entry `add` refuses is forgotten again.
+    /// Returns how many items were added.
+    pub fn readdir(
+        &self,
+        ino: u64,
+        offset: u64,
+        plus: bool,
+        mut add: impl FnMut(Item<'_>) -> bool,
+    ) -> Result<usize> {
+        let (node, dir) = self.dir_of(ino)?;
+        let parent_ino = match node.place() {
+            Place::Named(p, _) => p.ino,
+            _ => 1,
+        };
+        let mut added = 0;
+        dir.list_from(offset, |item, next| {
+            let (ino, kind, name, entry) = match &item {
+                Listed::Dot => (node.ino, FileType::Directory, OsStr::new("."), None),
+                Listed::DotDot => (parent_ino, FileType::Directory, OsStr::new(".."), None),
+                Listed::Entry(e) => {
+                    let entry = if plus {
+                        match self.enter(&node, &dir, &e.disk_name.to_string_lossy()) {
+                            Ok(en) => Some(en),
+                            Err(_) => return true,
+                        }
+                    } else {
+                        None
+                    };
+                    let ino = entry
+                        .as_ref()
+                        .map_or(self.fuse_ino(e.ino), |en| en.attr.ino.0);
+                    (ino, attr::file_type(e.kind), e.name.as_os_str(), entry)
+                }
+            };
+            let counted = entry.as_ref().map(|e| e.attr.ino.0);
+            let full = add(Item {
+                ino,
+                kind,
+                name,
+                next,
+                entry,
+            });
+            if full {
+                if let Some(i) = counted {
+                    self.forget(i, 1);
+                }
+                return false;
+            }
+            added += 1;
+            true
+        })?;
+        Ok(added)
     }
 
     pub fn statfs(&self) -> Result<libc::statvfs> {
         Ok(sys::fstatvfs(self.root_fd.as_fd())?)
     }
 
+    /// An fd for extended-attribute calls on a node.
+    pub(super) fn xattr_fd(&self, ino: u64) -> Result<(Arc<Node>, impl AsFd)> {
+        let node = self.node(ino)?;
+        let pf = self.path_fd(&node)?;
+        Ok((node, PathFdRef(pf)))
+    }
+
     /// Writes everything to stable storage (at unmount).
     pub fn flush_all(&self) {
-        for f in self.inodes.open_files() {
+        for f in self.cache.files() {
             if let Err(e) = lock_read(&f).sync(false) {
                 log::error!("flush at unmount failed for {}: {e}", lock_read(&f).label());
             }
         }
         // SAFETY: syncfs on a live fd.
-        unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&self.root_fd)) };
+        unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&*self.root_fd)) };
     }
 }
 
-/// Ciphertext path of an entry of `dir`, for log messages.
-fn child_label(dir: &Dir, entry: &str) -> String {
-    if dir.label() == "." {
-        entry.to_string()
-    } else {
-        format!("{}/{}", dir.label(), entry)
+/// `PathFd` as `AsFd`, for the extended-attribute module.
+struct PathFdRef(PathFd);
+
+impl AsFd for PathFdRef {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.fd()
     }
 }
 

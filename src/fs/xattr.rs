@@ -56,10 +56,10 @@ impl SealFs {
         if value.len() > MAX_VALUE {
             return Err(Error::errno(libc::E2BIG));
         }
-        let node = self.inodes.get(ino)?;
         let bname = self.backing_name(name)?;
         let sealed = self.keys().names.seal_xattr(bname.as_bytes(), value)?;
-        let p = sys::proc_path(node.fd.as_fd());
+        let (_node, fd) = self.xattr_fd(ino)?;
+        let p = sys::proc_path(fd.as_fd());
         // SAFETY: valid C strings and a buffer of the given length.
         let r = unsafe {
             libc::setxattr(
@@ -74,13 +74,13 @@ impl SealFs {
     }
 
     pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
-        let node = self.inodes.get(ino)?;
         // Other namespaces answer EOPNOTSUPP (not ENODATA): ls and cp then
         // stop asking for SELinux labels and ACLs on this filesystem, which
         // saves two round trips per file. (The kernel disables getxattr
         // altogether only on ENOSYS, so user attributes keep working.)
         let bname = self.backing_name(name)?;
-        let p = sys::proc_path(node.fd.as_fd());
+        let (node, fd) = self.xattr_fd(ino)?;
+        let p = sys::proc_path(fd.as_fd());
         let mut buf = vec![0u8; MAX_VALUE + 64];
         // SAFETY: valid C strings; `buf` is writable for its length.
         let n = check(unsafe {
@@ -95,14 +95,15 @@ impl SealFs {
             .names
             .open_xattr(bname.as_bytes(), &buf[..n])
             .ok_or_else(|| {
-                log::error!("extended attribute failed authentication: {}", node.label);
-                Error::Corrupt(node.label.clone())
+                let l = node.label();
+                log::error!("extended attribute failed authentication: {l}");
+                Error::Corrupt(l)
             })
     }
 
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
-        let node = self.inodes.get(ino)?;
-        let p = sys::proc_path(node.fd.as_fd());
+        let (_node, fd) = self.xattr_fd(ino)?;
+        let p = sys::proc_path(fd.as_fd());
         // SAFETY: a null buffer of size 0 asks for the needed size.
         let need = check(unsafe { libc::listxattr(p.as_ptr(), std::ptr::null_mut(), 0) })?;
         let mut buf = vec![0u8; need + 256];
@@ -125,13 +126,13 @@ impl SealFs {
         if self.read_only {
             return Err(Error::errno(libc::EROFS));
         }
-        let node = self.inodes.get(ino)?;
         let bname = match self.backing_name(name) {
             Ok(n) => n,
             Err(e) if e.to_errno() == libc::EOPNOTSUPP => return Err(Error::errno(libc::ENODATA)),
             Err(e) => return Err(e),
         };
-        let p = sys::proc_path(node.fd.as_fd());
+        let (_node, fd) = self.xattr_fd(ino)?;
+        let p = sys::proc_path(fd.as_fd());
         // SAFETY: valid C strings.
         check(unsafe { libc::removexattr(p.as_ptr(), bname.as_ptr()) } as libc::ssize_t).map(drop)
     }

@@ -68,8 +68,15 @@ pub struct DirEntry {
     pub kind: Kind,
 }
 
+/// One item of a streamed listing (see `Dir::list_from`).
+pub enum Listed {
+    Dot,
+    DotDot,
+    Entry(DirEntry),
+}
+
 pub struct Dir {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     id: DirId,
     keys: Arc<VaultKeys>,
     is_root: bool,
@@ -81,7 +88,7 @@ impl Dir {
     pub(crate) fn root(fd: OwnedFd, keys: Arc<VaultKeys>) -> Dir {
         let id = keys.root_id;
         Dir {
-            fd,
+            fd: Arc::new(fd),
             id,
             keys,
             is_root: true,
@@ -91,28 +98,55 @@ impl Dir {
 
     /// Wraps an open vault directory fd, reading its ID file.
     pub fn from_fd(fd: OwnedFd, keys: Arc<VaultKeys>, label: String) -> Result<Dir> {
-        let raw = match sys::read_small_file(fd.as_fd(), DIRID_FILE.as_bytes(), DIRID_FILE_LEN) {
+        let id = Self::read_id(fd.as_fd(), &label)?;
+        Ok(Dir {
+            fd: Arc::new(fd),
+            id,
+            keys,
+            is_root: false,
+            label,
+        })
+    }
+
+    /// A directory whose fd and ID the caller already holds (and checked).
+    pub fn view(
+        fd: Arc<OwnedFd>,
+        id: DirId,
+        keys: Arc<VaultKeys>,
+        is_root: bool,
+        label: String,
+    ) -> Dir {
+        Dir {
+            fd,
+            id,
+            keys,
+            is_root,
+            label,
+        }
+    }
+
+    /// Reads and checks the ID file of the vault directory open as `fd`.
+    pub fn read_id(fd: BorrowedFd<'_>, label: &str) -> Result<DirId> {
+        let raw = match sys::read_small_file(fd, DIRID_FILE.as_bytes(), DIRID_FILE_LEN) {
             Ok(b) => b,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 warn_once(
-                    &label,
+                    label,
                     "directory has no directory-ID file (not yet synced?)",
                 );
                 return Err(Error::Corrupt(format!("{label}: missing {DIRID_FILE}")));
             }
             Err(e) => return Err(e.into()),
         };
-        let id = DirId::decode(&raw).ok_or_else(|| {
-            warn_once(&label, "directory-ID file is malformed");
+        DirId::decode(&raw).ok_or_else(|| {
+            warn_once(label, "directory-ID file is malformed");
             Error::Corrupt(format!("{label}/{DIRID_FILE}: malformed"))
-        })?;
-        Ok(Dir {
-            fd,
-            id,
-            keys,
-            is_root: false,
-            label,
         })
+    }
+
+    /// The shared fd.
+    pub fn shared_fd(&self) -> &Arc<OwnedFd> {
+        &self.fd
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -224,6 +258,31 @@ impl Dir {
         Ok(out)
     }
 
+    /// Streams the listing from position `cookie` (0: the start), calling
+    /// `visit(item, next)` until it returns false; `next` resumes after the
+    /// item. Undecryptable entries are skipped (and logged once). Nothing is
+    /// held between calls, so entries made since an earlier call (or a
+    /// rewind to 0) show up.
+    pub fn list_from(&self, cookie: u64, mut visit: impl FnMut(Listed, u64) -> bool) -> Result<()> {
+        sys::read_dir_from(self.fd(), cookie, |r, next| match sys::bytes(&r.name) {
+            b"." => visit(Listed::Dot, next),
+            b".." => visit(Listed::DotDot, next),
+            _ => match self.decrypt_entry(&r.name) {
+                Some(name) => visit(
+                    Listed::Entry(DirEntry {
+                        name,
+                        disk_name: r.name,
+                        ino: r.ino,
+                        kind: Kind::from_dtype(r.d_type),
+                    }),
+                    next,
+                ),
+                None => true,
+            },
+        })?;
+        Ok(())
+    }
+
     /// Writes the sidecar of a long name durably (idempotent; a damaged
     /// existing sidecar is replaced atomically).
     fn put_sidecar(&self, dn: &DiskName) -> Result<()> {
@@ -292,7 +351,7 @@ impl Dir {
         match result {
             // The fd opened under the temporary name follows the rename.
             Ok(sub) => Ok(Dir {
-                fd: sub,
+                fd: Arc::new(sub),
                 id,
                 keys: self.keys.clone(),
                 is_root: false,

@@ -104,6 +104,59 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `lstat` through `statx`, with the inode's birth time folded into one
+/// number (`stamp`, nanoseconds; 0 where the backing filesystem keeps none).
+/// Inode numbers are reused once an inode is freed; (inode, birth time) is
+/// not, so the FUSE layer uses the pair to recognise an entry again.
+/// `name` empty stats `dir` itself.
+pub fn statx(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(libc::stat, u64)> {
+    let c = cstr(name)?;
+    let mut flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
+    if name.is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    let mut sx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `c` is a valid C string, `sx` a valid out-pointer of the right type.
+    check(unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags,
+            libc::STATX_BASIC_STATS | libc::STATX_BTIME,
+            sx.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: statx succeeded and filled `sx` (zeroed before, so every byte is initialised).
+    let x = unsafe { sx.assume_init() };
+    // SAFETY: libc::stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    st.st_dev = libc::makedev(x.stx_dev_major, x.stx_dev_minor);
+    st.st_ino = x.stx_ino;
+    st.st_nlink = u64::from(x.stx_nlink) as _;
+    st.st_mode = u32::from(x.stx_mode);
+    st.st_uid = x.stx_uid;
+    st.st_gid = x.stx_gid;
+    st.st_rdev = libc::makedev(x.stx_rdev_major, x.stx_rdev_minor);
+    st.st_size = x.stx_size as i64;
+    st.st_blksize = i64::from(x.stx_blksize) as _;
+    st.st_blocks = x.stx_blocks as i64;
+    st.st_atime = x.stx_atime.tv_sec;
+    st.st_atime_nsec = i64::from(x.stx_atime.tv_nsec);
+    st.st_mtime = x.stx_mtime.tv_sec;
+    st.st_mtime_nsec = i64::from(x.stx_mtime.tv_nsec);
+    st.st_ctime = x.stx_ctime.tv_sec;
+    st.st_ctime_nsec = i64::from(x.stx_ctime.tv_nsec);
+    let stamp = if x.stx_mask & libc::STATX_BTIME != 0 {
+        (x.stx_btime.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(u64::from(x.stx_btime.tv_nsec))
+            .max(1)
+    } else {
+        0
+    };
+    Ok((st, stamp))
+}
+
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: valid C string and fd.
@@ -305,6 +358,72 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<RawEntry>> {
             ino,
             d_type,
         });
+    }
+}
+
+/// Lists a directory from position `cookie` (0: the start; otherwise a
+/// `next` value this function returned), calling `visit(entry, next)` for
+/// each entry until it returns false. Opens a fresh fd per call, so no
+/// descriptor is held between calls and concurrent listings never share an
+/// offset. "." and ".." are passed on too: their positions belong to the stream.
+pub fn read_dir_from(
+    dir: BorrowedFd<'_>,
+    cookie: u64,
+    mut visit: impl FnMut(RawEntry, u64) -> bool,
+) -> io::Result<()> {
+    let fd = openat(dir, b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let raw: RawFd = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    // SAFETY: `raw` is a directory fd we own; fdopendir takes ownership of it.
+    let dirp = unsafe { libc::fdopendir(raw) };
+    if dirp.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so we still own `raw`.
+        unsafe { libc::close(raw) };
+        return Err(e);
+    }
+    struct Closer(*mut libc::DIR);
+    impl Drop for Closer {
+        fn drop(&mut self) {
+            // SAFETY: closes the DIR* (and its fd) exactly once.
+            unsafe { libc::closedir(self.0) };
+        }
+    }
+    let _closer = Closer(dirp);
+    if cookie != 0 {
+        // SAFETY: `dirp` is a valid DIR*; the cookie came from d_off of this directory.
+        unsafe { libc::seekdir(dirp, cookie as libc::c_long) };
+    }
+    loop {
+        // SAFETY: errno is thread-local; readdir distinguishes end from error through it.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dirp` is a valid DIR* until `_closer` drops.
+        let ent = unsafe { libc::readdir64(dirp) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error().unwrap_or(0) != 0 {
+                return Err(e);
+            }
+            return Ok(());
+        }
+        // SAFETY: `ent` points to a valid dirent64 until the next readdir call;
+        // d_name is NUL-terminated.
+        let (name, ino, d_type, next) = unsafe {
+            let e = &*ent;
+            (
+                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
+                e.d_ino,
+                e.d_type,
+                e.d_off as u64,
+            )
+        };
+        let entry = RawEntry {
+            name: OsString::from_vec(name),
+            ino,
+            d_type,
+        };
+        if !visit(entry, next) {
+            return Ok(());
+        }
     }
 }
 

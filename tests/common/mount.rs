@@ -11,6 +11,8 @@ pub struct Mounted {
     pub vault: PathBuf,
     pub mnt: PathBuf,
     pub passfile: PathBuf,
+    /// A command the mount runs under (e.g. `prlimit --nofile=256:256`).
+    pub launcher: Vec<String>,
     mounted: bool,
 }
 
@@ -21,6 +23,12 @@ pub fn sealfs(args: &[&str]) -> std::process::Output {
 impl Mounted {
     /// A new vault, mounted with `extra` mount flags.
     pub fn new(extra: &[&str]) -> Mounted {
+        Self::new_under(&[], extra)
+    }
+
+    /// A new vault, mounted by `sealfs` started through `launcher`
+    /// (which the daemon inherits, e.g. a descriptor limit).
+    pub fn new_under(launcher: &[&str], extra: &[&str]) -> Mounted {
         let tmp = tempfile::Builder::new()
             .prefix("sealfs-test-")
             .tempdir()
@@ -50,6 +58,7 @@ impl Mounted {
             vault,
             mnt,
             passfile,
+            launcher: launcher.iter().map(|s| s.to_string()).collect(),
             mounted: false,
         };
         m.mount(extra);
@@ -68,7 +77,16 @@ impl Mounted {
         args.extend_from_slice(extra);
         args.push(p(&self.vault));
         args.push(p(&self.mnt));
-        let o = sealfs(&args);
+        let o = if self.launcher.is_empty() {
+            sealfs(&args)
+        } else {
+            Command::new(&self.launcher[0])
+                .args(&self.launcher[1..])
+                .arg(BIN)
+                .args(&args)
+                .output()
+                .expect("run the launcher")
+        };
         assert!(
             o.status.success(),
             "MOUNT FAILED (FUSE must work here: root and /dev/fuse): {}",
