@@ -78,19 +78,53 @@ fn check_mountpoint(mnt: &Path) -> Result<PathBuf> {
     Ok(canon)
 }
 
+/// Whether a FUSE mount with `source` (an absolute vault path) is in the mount table.
+fn vault_is_mounted(source: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    let want = source.to_string_lossy().replace(' ', "\\040");
+    mounts.lines().any(|l| {
+        let mut f = l.split(' ');
+        let (src, _, ty) = (f.next(), f.next(), f.next());
+        src == Some(want.as_str()) && ty.is_some_and(|t| t.starts_with("fuse"))
+    })
+}
+
+/// How long a new mount waits for the daemon of an unmounted earlier mount
+/// of the same vault to finish flushing and let go of the vault.
+const PREVIOUS_MOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Takes an exclusive lock on the vault root for the life of the mount, so a
 /// second mount of the same vault on this machine is refused (writes nothing).
+/// A lock held by the daemon of a mount that is already gone from the mount
+/// table (a plain `umount`, still flushing) is waited for, up to 30 s.
 fn lock_vault(vault: &Path) -> Result<OwnedFd> {
     let fd = sys::open_dir_path(vault)
         .map_err(|e| Error::Config(format!("{}: {e}", vault.display())))?;
-    // SAFETY: flock on a live fd.
-    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::Config(format!(
-            "{} is already mounted by another sealfs process",
-            vault.display()
-        )));
+    let canon = std::fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
+    let start = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        // SAFETY: flock on a live fd.
+        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(fd);
+        }
+        if vault_is_mounted(&canon) || start.elapsed() > PREVIOUS_MOUNT_WAIT {
+            return Err(Error::Config(format!(
+                "{} is already mounted by another sealfs process",
+                vault.display()
+            )));
+        }
+        if !told && start.elapsed() > std::time::Duration::from_secs(1) {
+            eprintln!(
+                "sealfs: waiting for the previous mount of {} to finish writing",
+                vault.display()
+            );
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(fd)
 }
 
 fn unmount_now(mnt: &Path) -> std::io::Result<()> {
@@ -162,7 +196,12 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     fs.caching = !a.no_writeback_cache;
     let mut cfg = fuser::Config::default();
     let mut opts = vec![
-        fuser::MountOption::FSName(format!("sealfs:{}", vault.path().display())),
+        fuser::MountOption::FSName(
+            std::fs::canonicalize(vault.path())
+                .unwrap_or_else(|_| vault.path().to_path_buf())
+                .display()
+                .to_string(),
+        ),
         fuser::MountOption::Subtype("sealfs".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoAtime,

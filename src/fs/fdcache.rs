@@ -44,6 +44,30 @@ pub fn budget_for(limit: usize) -> (usize, usize) {
     ((limit / 2).clamp(8, 8192), (limit / 8).clamp(2, 4096))
 }
 
+/// Evicts up to `n` least recently used entries into `out`. An open file a
+/// request is using right now stays (moved to the front): the cache is the
+/// one place its open state is found, so a file never has two.
+fn evict(l: &mut LruCache<u64, (u64, Cached)>, n: usize, out: &mut Vec<(u64, Cached)>) {
+    let mut kept = Vec::new();
+    let mut done = 0;
+    for _ in 0..l.len() {
+        if done >= n {
+            break;
+        }
+        let Some((ino, v)) = l.pop_lru() else { break };
+        match &v.1 {
+            Cached::File(f) if Arc::strong_count(f) > 1 => kept.push((ino, v)),
+            _ => {
+                out.push(v);
+                done += 1;
+            }
+        }
+    }
+    for (ino, v) in kept {
+        l.put(ino, v);
+    }
+}
+
 impl FdCache {
     pub fn new(cap: usize) -> FdCache {
         FdCache {
@@ -92,14 +116,18 @@ impl FdCache {
             if let Some(old) = l.put(ino, (generation, c)) {
                 evicted.push(old);
             }
-            while l.len() > self.cap {
-                match l.pop_lru() {
-                    Some((_, v)) => evicted.push(v),
-                    None => break,
-                }
-            }
+            let over = l.len().saturating_sub(self.cap);
+            evict(&mut l, over, &mut evicted);
         }
         drop(evicted); // closed outside the lock
+    }
+
+    /// The open file of node (`ino`, `generation`), without marking it used.
+    pub fn peek_file(&self, ino: u64, generation: u64) -> Option<Arc<OpenFile>> {
+        match lock(&self.lru).peek(&ino) {
+            Some((g, Cached::File(f))) if *g == generation => Some(f.clone()),
+            _ => None,
+        }
     }
 
     /// Drops the entry of a node that left the table.
@@ -117,22 +145,21 @@ impl FdCache {
     /// Closes the older half of the cache (after EMFILE/ENFILE); returns
     /// whether anything was closed.
     pub fn shrink(&self) -> bool {
-        let evicted: Vec<_> = {
+        let mut evicted = Vec::new();
+        {
             let mut l = lock(&self.lru);
             let n = l.len().div_ceil(2);
-            (0..n).filter_map(|_| l.pop_lru()).collect()
-        };
+            evict(&mut l, n, &mut evicted);
+        }
         !evicted.is_empty()
     }
 
-    /// Every cached open file (for the final flush).
-    pub fn files(&self) -> Vec<Arc<OpenFile>> {
-        lock(&self.lru)
-            .iter()
-            .filter_map(|(_, (_, c))| match c {
-                Cached::File(f) => Some(f.clone()),
-                Cached::Dir(_) => None,
-            })
-            .collect()
+    /// Closes everything (at unmount).
+    pub fn shrink_all(&self) {
+        let all: Vec<_> = {
+            let mut l = lock(&self.lru);
+            std::iter::from_fn(|| l.pop_lru()).collect()
+        };
+        drop(all);
     }
 }

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use crate::error::{Error, Result};
 use crate::format::dirid::DirId;
@@ -28,8 +28,16 @@ use crate::vault::{Kind, SealedFile};
 
 use super::lock;
 
-/// A regular file's open state; its lock is the per-file lock.
-pub type OpenFile = RwLock<SealedFile>;
+/// A regular file's open state; its lock is the per-file lock. Boxed, so a
+/// reference that outlives it keeps little memory.
+pub type OpenFile = RwLock<Box<SealedFile>>;
+
+/// Serialises opens of one file (striped by inode number), so a file never
+/// has two open states.
+pub fn open_lock(ino: u64) -> MutexGuard<'static, ()> {
+    static OPENING: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+    lock(&OPENING[(ino % 64) as usize])
+}
 
 /// An fd that keeps a nameless node reachable; counted against the budget.
 pub struct Anchor {
@@ -48,7 +56,7 @@ pub enum Place {
     /// The vault root.
     Root,
     /// `entry` in directory `parent`.
-    Named(Arc<Node>, Arc<str>),
+    Named(Arc<Node>, Box<str>),
     /// No name left; reachable through its anchor.
     Anchored(Arc<Anchor>),
     /// No name and no anchor (or replaced by another inode): ESTALE.
@@ -57,9 +65,8 @@ pub enum Place {
 
 struct State {
     parent: Option<Arc<Node>>,
-    entry: Arc<str>,
+    entry: Box<str>,
     anchor: Option<Arc<Anchor>>,
-    open: Weak<OpenFile>,
 }
 
 pub struct Node {
@@ -72,9 +79,9 @@ pub struct Node {
     children: AtomicU32,
     state: Mutex<State>,
     /// Directory ID (directories) once read and checked.
-    pub dir_id: OnceLock<DirId>,
-    /// Plaintext target length (symlinks) once decrypted.
-    pub symlink_len: OnceLock<u64>,
+    pub dir_id: OnceLock<Box<DirId>>,
+    /// Plaintext target length (symlinks) once decrypted; u64::MAX: unknown.
+    pub symlink_len: AtomicU64,
 }
 
 impl Node {
@@ -88,12 +95,11 @@ impl Node {
             children: AtomicU32::new(0),
             state: Mutex::new(State {
                 parent: None,
-                entry: Arc::from(""),
+                entry: Box::from(""),
                 anchor: None,
-                open: Weak::new(),
             }),
             dir_id: OnceLock::new(),
-            symlink_len: OnceLock::new(),
+            symlink_len: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -116,38 +122,6 @@ impl Node {
     pub fn is_at(&self, parent: &Arc<Node>, entry: &str) -> bool {
         let s = lock(&self.state);
         s.parent.as_ref().is_some_and(|p| Arc::ptr_eq(p, parent)) && &*s.entry == entry
-    }
-
-    /// The shared open state, if it is open.
-    pub fn open_file(&self) -> Option<Arc<OpenFile>> {
-        lock(&self.state).open.upgrade()
-    }
-
-    /// The shared open state, or `make()`'s, installed as the shared one.
-    /// Holding the node's lock while opening keeps one open state per file.
-    pub fn open_with(
-        &self,
-        make: impl FnOnce() -> Result<Arc<OpenFile>>,
-    ) -> Result<(Arc<OpenFile>, bool)> {
-        // Not under the state lock: `make` resolves parents (locking them),
-        // and a rename takes node locks one at a time under the table lock.
-        // A striped lock instead: opens of different files rarely wait.
-        static OPENING: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
-        if let Some(f) = self.open_file() {
-            return Ok((f, false));
-        }
-        let _g = lock(&OPENING[(self.ino % 64) as usize]);
-        if let Some(f) = self.open_file() {
-            return Ok((f, false));
-        }
-        let f = make()?;
-        lock(&self.state).open = Arc::downgrade(&f);
-        Ok((f, true))
-    }
-
-    /// Installs a freshly created file as the shared open state.
-    pub fn set_open(&self, f: &Arc<OpenFile>) {
-        lock(&self.state).open = Arc::downgrade(f);
     }
 
     /// Ciphertext path (vault-relative), for messages.
@@ -183,7 +157,7 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 /// Moves `node` to `parent/entry` (or to no name), keeping child counts.
-fn relocate(node: &Node, parent: Option<Arc<Node>>, entry: Arc<str>) {
+fn relocate(node: &Node, parent: Option<Arc<Node>>, entry: Box<str>) {
     let mut s = lock(&node.state);
     if let Some(old) = s.parent.take() {
         old.children.fetch_sub(1, Ordering::Relaxed);
@@ -253,7 +227,7 @@ impl Inodes {
                 // A known inode under a new name (a hard link, or renamed
                 // outside the mount): the most recent name is its place.
                 if ino != 1 && !n.is_at(parent, entry) {
-                    relocate(n, Some(parent.clone()), Arc::from(entry));
+                    relocate(n, Some(parent.clone()), Box::from(entry));
                 }
                 n.clone()
             }
@@ -262,12 +236,12 @@ impl Inodes {
                 let generation = old.map_or(0, |o| o.generation + 1);
                 let carried = old.map_or(0, |o| o.lookups.load(Ordering::Relaxed));
                 if let Some(o) = old {
-                    relocate(o, None, Arc::from(""));
+                    relocate(o, None, Box::from(""));
                     lock(&o.state).anchor = None;
                 }
                 let n = Arc::new(Node::new(ino, kind, stamp, generation));
                 n.lookups.store(carried, Ordering::Relaxed);
-                relocate(&n, Some(parent.clone()), Arc::from(entry));
+                relocate(&n, Some(parent.clone()), Box::from(entry));
                 m.insert(ino, n.clone());
                 n
             }
@@ -280,7 +254,7 @@ impl Inodes {
     pub fn moved(&self, node: &Arc<Node>, parent: &Arc<Node>, entry: &str) {
         let m = write(&self.map);
         if m.get(&node.ino).is_some_and(|n| Arc::ptr_eq(n, node)) {
-            relocate(node, Some(parent.clone()), Arc::from(entry));
+            relocate(node, Some(parent.clone()), Box::from(entry));
         }
     }
 
@@ -309,7 +283,7 @@ impl Inodes {
     /// `node` lost its name; `anchor` (if any) keeps it reachable.
     pub fn detach(&self, node: &Arc<Node>, anchor: Option<Arc<Anchor>>) {
         let _m = write(&self.map);
-        relocate(node, None, Arc::from(""));
+        relocate(node, None, Box::from(""));
         lock(&node.state).anchor = anchor;
     }
 
@@ -337,7 +311,7 @@ impl Inodes {
             }
             m.remove(&node.ino);
             let parent = lock(&node.state).parent.clone();
-            relocate(&node, None, Arc::from(""));
+            relocate(&node, None, Box::from(""));
             lock(&node.state).anchor = None;
             gone.push(node);
             next = parent;

@@ -6,6 +6,7 @@ mod attr;
 mod fdcache;
 mod inodes;
 mod ops;
+mod requester;
 mod xattr;
 
 use std::ffi::OsStr;
@@ -80,6 +81,7 @@ fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
         gid: req.gid(),
+        pid: req.pid(),
     }
 }
 
@@ -305,7 +307,7 @@ impl Filesystem for SealFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -315,8 +317,13 @@ impl Filesystem for SealFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
-        match guarded("write", || self.write(ino.0, offset, data, kill)) {
+        // killpriv v2: the kernel flags writes that must drop set-ID bits,
+        // but not O_DIRECT ones; a direct (not writeback) write by anyone
+        // but root drops them too, as a kernel filesystem does.
+        let who = caller(req);
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
+            || (!write_flags.contains(WriteFlags::FUSE_WRITE_CACHE) && who.uid != 0);
+        match guarded("write", || self.write(ino.0, offset, data, kill, who)) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -515,7 +522,7 @@ impl Filesystem for SealFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -525,7 +532,9 @@ impl Filesystem for SealFs {
     ) {
         reply_empty(
             reply,
-            guarded("fallocate", || self.fallocate(ino.0, offset, length, mode)),
+            guarded("fallocate", || {
+                self.fallocate(ino.0, offset, length, mode, caller(req))
+            }),
         );
     }
 }

@@ -10,7 +10,8 @@ use fuser::{FileAttr, FileType};
 
 use super::attr;
 use super::fdcache::{self, Cached, FdCache};
-use super::inodes::{Anchor, Inodes, Node, OpenFile, Place};
+use super::inodes::{self, Anchor, Inodes, Node, OpenFile, Place};
+use super::requester::Requester;
 use crate::error::{Error, Result};
 use crate::vault::{Dir, Kind, Listed, SealedFile, Vault, VaultKeys, sys};
 
@@ -35,6 +36,7 @@ pub struct SealFs {
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    pub pid: u32,
 }
 
 /// A new or looked-up entry: its attributes and FUSE generation.
@@ -238,10 +240,10 @@ impl SealFs {
         })?;
         let id = Dir::read_id(fd.as_fd(), &node.label())?;
         match node.dir_id.get() {
-            Some(known) if *known != id => return Err(stale()),
+            Some(known) if **known != id => return Err(stale()),
             Some(_) => {}
             None => {
-                let _ = node.dir_id.set(id);
+                let _ = node.dir_id.set(Box::new(id));
             }
         }
         self.cache
@@ -256,7 +258,7 @@ impl SealFs {
             (self.keys.root_id, true)
         } else {
             match node.dir_id.get() {
-                Some(id) => (*id, false),
+                Some(id) => (**id, false),
                 None => (Dir::read_id(fd.as_fd(), &node.label())?, false),
             }
         };
@@ -294,7 +296,7 @@ impl SealFs {
         if node.ino == 1 {
             return Ok(sys::statx(self.root_fd.as_fd(), b"")?.0);
         }
-        if let Some(f) = node.open_file() {
+        if let Some(f) = self.cache.peek_file(node.ino, node.generation) {
             let g = lock_read(&f);
             return Ok(sys::statx(g.fd(), b"")?.0);
         }
@@ -327,28 +329,30 @@ impl SealFs {
         if let Some(f) = self.cache.file(node.ino, node.generation) {
             return Ok(f);
         }
-        let (f, _) = node.open_with(|| {
-            let fd = self.at_place(node, |place| {
-                let fd = match place {
-                    Place::Named(parent, entry) => {
-                        let pfd = self.dir_fd(parent)?;
-                        self.open_rw(|flags| {
-                            sys::openat(pfd.as_fd(), entry.as_bytes(), flags | libc::O_NONBLOCK, 0)
-                        })?
-                    }
-                    Place::Anchored(a) => self.open_rw(|flags| sys::reopen(a.fd.as_fd(), flags))?,
-                    Place::Root | Place::Gone => return Err(stale()),
-                };
-                let (st, stamp) = sys::statx(fd.as_fd(), b"")?;
-                self.verify(node, &st, stamp)?;
-                Ok(fd)
-            })?;
-            Ok(Arc::new(std::sync::RwLock::new(SealedFile::open(
-                fd,
-                &self.keys,
-                node.label(),
-            )?)))
+        let _one = inodes::open_lock(node.ino);
+        if let Some(f) = self.cache.file(node.ino, node.generation) {
+            return Ok(f);
+        }
+        let fd = self.at_place(node, |place| {
+            let fd = match place {
+                Place::Named(parent, entry) => {
+                    let pfd = self.dir_fd(parent)?;
+                    self.open_rw(|flags| {
+                        sys::openat(pfd.as_fd(), entry.as_bytes(), flags | libc::O_NONBLOCK, 0)
+                    })?
+                }
+                Place::Anchored(a) => self.open_rw(|flags| sys::reopen(a.fd.as_fd(), flags))?,
+                Place::Root | Place::Gone => return Err(stale()),
+            };
+            let (st, stamp) = sys::statx(fd.as_fd(), b"")?;
+            self.verify(node, &st, stamp)?;
+            Ok(fd)
         })?;
+        let f = Arc::new(std::sync::RwLock::new(Box::new(SealedFile::open(
+            fd,
+            &self.keys,
+            node.label(),
+        )?)));
         self.cache
             .put(node.ino, node.generation, Cached::File(f.clone()));
         Ok(f)
@@ -388,13 +392,13 @@ impl SealFs {
         at: Option<(&Dir, &str)>,
     ) -> Result<FileAttr> {
         let size = match node.kind {
-            Kind::File => match node.open_file() {
+            Kind::File => match self.cache.peek_file(node.ino, node.generation) {
                 Some(f) => lock_read(&f).size(),
                 None => self.keys.geometry.plain_size_for_stat(st.st_size as u64),
             },
-            Kind::Symlink => match node.symlink_len.get() {
-                Some(n) => *n,
-                None => {
+            Kind::Symlink => match node.symlink_len.load(Ordering::Relaxed) {
+                n if n != u64::MAX => n,
+                _ => {
                     let raw = match at {
                         Some((dir, entry)) => sys::readlinkat(dir.fd(), entry.as_bytes())?,
                         None => sys::readlinkat(self.path_fd(node)?.fd(), b"")?,
@@ -405,7 +409,7 @@ impl SealFs {
                         .decrypt_target(&raw)
                         .map(|t| t.len() as u64)
                         .unwrap_or(0);
-                    let _ = node.symlink_len.set(n);
+                    node.symlink_len.store(n, Ordering::Relaxed);
                     n
                 }
             },
@@ -512,7 +516,7 @@ impl SealFs {
         let sub = dir.mkdir(name, mode)?;
         let dn = dir.disk_name(name)?;
         let (node, st) = self.register(&pnode, &dir, dn.entry(), sub.fd(), who)?;
-        let _ = node.dir_id.set(*sub.id());
+        let _ = node.dir_id.set(Box::new(*sub.id()));
         self.cache.put(
             node.ino,
             node.generation,
@@ -684,16 +688,18 @@ impl SealFs {
             );
             (node, st)
         };
-        let shared = match node.open_file() {
-            Some(f) => f,
-            None => {
-                let f = Arc::new(std::sync::RwLock::new(file));
-                node.set_open(&f);
-                f
+        let shared = {
+            let _one = inodes::open_lock(node.ino);
+            match self.cache.file(node.ino, node.generation) {
+                Some(f) => f,
+                None => {
+                    let f = Arc::new(std::sync::RwLock::new(Box::new(file)));
+                    self.cache
+                        .put(node.ino, node.generation, Cached::File(f.clone()));
+                    f
+                }
             }
         };
-        self.cache
-            .put(node.ino, node.generation, Cached::File(shared.clone()));
         if !created && flags & libc::O_TRUNC != 0 {
             lock_write(&shared).set_len(0)?;
         }
@@ -736,14 +742,21 @@ impl SealFs {
 
     /// `kill_suidgid`: the kernel asks us (FUSE_HANDLE_KILLPRIV_V2) to drop
     /// set-user-ID and set-group-ID bits, as a write by a non-owner must.
-    pub fn write(&self, ino: u64, offset: u64, data: &[u8], kill_suidgid: bool) -> Result<u32> {
+    pub fn write(
+        &self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+        kill_suidgid: bool,
+        who: Caller,
+    ) -> Result<u32> {
         self.check_writable()?;
         let node = self.node(ino)?;
         let f = self.open_file(&node)?;
         if kill_suidgid {
             self.kill_suidgid(&node)?;
         }
-        let n = lock_write(&f).write_at(data, offset)?;
+        let n = lock_write(&f).write_at_guarded(data, offset, &Requester::new(who.pid))?;
         Ok(n as u32)
     }
 
@@ -770,9 +783,22 @@ impl SealFs {
         g.sync(datasync)
     }
 
-    pub fn fallocate(&self, ino: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+    pub fn fallocate(
+        &self,
+        ino: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        who: Caller,
+    ) -> Result<()> {
         self.check_writable()?;
-        let f = self.file_for(ino)?;
+        let node = self.node(ino)?;
+        let f = self.open_file(&node)?;
+        // Like a write: an unprivileged caller drops set-ID bits.
+        if who.uid != 0 {
+            self.kill_suidgid(&node)?;
+        }
+        let guard = Requester::new(who.pid);
         let mut g = lock_write(&f);
         let end = offset
             .checked_add(length)
@@ -781,14 +807,14 @@ impl SealFs {
         match mode & !libc::FALLOC_FL_KEEP_SIZE {
             0 => {
                 if !keep && end > g.size() {
-                    g.set_len(end)?;
+                    g.set_len_guarded(end, &guard)?;
                 }
             }
             libc::FALLOC_FL_PUNCH_HOLE if keep => g.zero_range(offset, length)?,
             libc::FALLOC_FL_ZERO_RANGE => {
                 g.zero_range(offset, length)?;
                 if !keep && end > g.size() {
-                    g.set_len(end)?;
+                    g.set_len_guarded(end, &guard)?;
                 }
             }
             _ => return Err(Error::errno(libc::EOPNOTSUPP)),
@@ -818,7 +844,7 @@ impl SealFs {
                 self.kill_suidgid(&node)?;
             }
             let f = self.open_file(&node)?;
-            lock_write(&f).set_len(size)?;
+            lock_write(&f).set_len_guarded(size, &Requester::new(who.pid))?;
         }
         if uid.is_some() || gid.is_some() || mode.is_some() || atime.is_some() || mtime.is_some() {
             let pf = self.path_fd(&node)?;
@@ -916,15 +942,19 @@ impl SealFs {
         Ok((node, PathFdRef(pf)))
     }
 
-    /// Writes everything to stable storage (at unmount).
+    /// Writes everything to stable storage (at unmount): one syncfs of the
+    /// vault's filesystem covers every file (a per-file fsync would cost
+    /// seconds with many files open), then the cache closes its fds.
     pub fn flush_all(&self) {
-        for f in self.cache.files() {
-            if let Err(e) = lock_read(&f).sync(false) {
-                log::error!("flush at unmount failed for {}: {e}", lock_read(&f).label());
-            }
-        }
+        super::requester::ENDING.store(true, Ordering::Relaxed);
         // SAFETY: syncfs on a live fd.
-        unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&*self.root_fd)) };
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&*self.root_fd)) } != 0 {
+            log::error!(
+                "flush at unmount failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        self.cache.shrink_all();
     }
 }
 
@@ -937,10 +967,10 @@ impl AsFd for PathFdRef {
     }
 }
 
-pub fn lock_read(f: &OpenFile) -> std::sync::RwLockReadGuard<'_, SealedFile> {
+pub fn lock_read(f: &OpenFile) -> std::sync::RwLockReadGuard<'_, Box<SealedFile>> {
     f.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub fn lock_write(f: &OpenFile) -> std::sync::RwLockWriteGuard<'_, SealedFile> {
+pub fn lock_write(f: &OpenFile) -> std::sync::RwLockWriteGuard<'_, Box<SealedFile>> {
     f.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::chunk::{CHUNK_OVERHEAD, Geometry, chunk_aad};
 use crate::format::header::{FileHeader, HEADER_LEN};
 
+use super::growth::{self, Guard, Unguarded};
 use super::keys::VaultKeys;
 use super::sys;
 
@@ -274,13 +275,23 @@ impl SealedFile {
 
     /// Writes `data` at `offset`, growing the file (with zeros in any gap) as needed.
     pub fn write_at(&mut self, data: &[u8], offset: u64) -> Result<usize> {
+        self.write_at_guarded(data, offset, &Unguarded)
+    }
+
+    /// `write_at` under a caller's `guard` (see `growth`).
+    pub fn write_at_guarded(
+        &mut self,
+        data: &[u8],
+        offset: u64,
+        guard: &dyn Guard,
+    ) -> Result<usize> {
         if data.is_empty() {
             return Ok(0);
         }
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(Error::errno(libc::EFBIG))?;
-        self.modify(offset, end, Some(data))?;
+        self.modify(offset, end, Some(data), guard)?;
         Ok(data.len())
     }
 
@@ -290,16 +301,21 @@ impl SealedFile {
         if offset >= end {
             return Ok(());
         }
-        self.modify(offset, end, None)
+        self.modify(offset, end, None, &Unguarded)
     }
 
     /// Truncates or extends (with zeros) to `size`.
     pub fn set_len(&mut self, size: u64) -> Result<()> {
+        self.set_len_guarded(size, &Unguarded)
+    }
+
+    /// `set_len` under a caller's `guard` (see `growth`).
+    pub fn set_len_guarded(&mut self, size: u64, guard: &dyn Guard) -> Result<()> {
         if size > i64::MAX as u64 {
             return Err(Error::errno(libc::EFBIG));
         }
         if size > self.size {
-            return self.modify(self.size, size, None);
+            return self.modify(self.size, size, None, guard);
         }
         if size == self.size {
             return Ok(());
@@ -332,13 +348,22 @@ impl SealedFile {
     /// Rewrites the chunks covering `[min(offset, size), end)`: old bytes kept
     /// outside `[offset, end)`, `data` (or zeros) inside, zeros in any gap
     /// beyond the old end. Never shrinks.
-    fn modify(&mut self, offset: u64, end: u64, data: Option<&[u8]>) -> Result<()> {
+    fn modify(
+        &mut self,
+        offset: u64,
+        end: u64,
+        data: Option<&[u8]>,
+        guard: &dyn Guard,
+    ) -> Result<()> {
         if end > i64::MAX as u64 {
             return Err(Error::errno(libc::EFBIG));
         }
         let c = self.geo.chunk_size;
         let old = self.size;
         let new = old.max(end);
+        if new > old {
+            growth::admit(self.file.as_fd(), &self.geo, self.geo.sealed_len(old), new)?;
+        }
         let start = offset.min(old);
         let mut first = start / c;
         if new > old && old > 0 {
@@ -352,6 +377,10 @@ impl SealedFile {
         let batch = (BATCH_BYTES / c).max(1);
         let mut b0 = first;
         while b0 <= last {
+            if new > old && b0 > first && !guard.keep_going() {
+                self.restore_after_failed_growth(old, new);
+                return Err(Error::errno(libc::EINTR));
+            }
             let b1 = (b0 + batch - 1).min(last);
             let mut out =
                 Vec::with_capacity(((b1 - b0 + 1) * self.geo.sealed_chunk_len()) as usize);

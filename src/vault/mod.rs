@@ -3,6 +3,7 @@
 
 mod dir;
 mod file;
+pub mod growth;
 mod keys;
 pub mod sys;
 mod unlock;

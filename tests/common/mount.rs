@@ -110,6 +110,11 @@ impl Mounted {
         }
     }
 
+    /// The mount was taken down by other means (a plain `umount`).
+    pub fn forget_mounted(&mut self) {
+        self.mounted = false;
+    }
+
     pub fn remount(&mut self) {
         self.umount();
         self.mount(&[]);
