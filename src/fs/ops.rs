@@ -594,23 +594,26 @@ impl SealFs {
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
-        self.check_writable()?;
-        let (pnode, dir) = self.dir_of(parent)?;
-        let dn = dir.disk_name(name)?;
-        let losing = self.losing_name(&pnode, &dir, dn.entry());
-        dir.unlink(name)?;
-        if let Some((node, anchor)) = losing {
-            self.inodes.detach(&node, anchor);
-        }
-        Ok(())
+        self.remove(parent, name, |dir| dir.unlink(name))
     }
 
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        self.remove(parent, name, |dir| dir.rmdir(name))
+    }
+
+    /// Removes `name` from `parent` with `remove`; a node the kernel still
+    /// knows under that name keeps an anchor (within budget).
+    fn remove(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        remove: impl FnOnce(&Dir) -> Result<()>,
+    ) -> Result<()> {
         self.check_writable()?;
         let (pnode, dir) = self.dir_of(parent)?;
         let dn = dir.disk_name(name)?;
         let losing = self.losing_name(&pnode, &dir, dn.entry());
-        dir.rmdir(name)?;
+        remove(&dir)?;
         if let Some((node, anchor)) = losing {
             self.inodes.detach(&node, anchor);
         }

@@ -323,50 +323,14 @@ pub struct RawEntry {
 
 /// Lists a directory (fresh fd each call, so concurrent listings don't share offsets).
 pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<RawEntry>> {
-    let fd = openat(dir, b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    let raw: RawFd = std::os::fd::IntoRawFd::into_raw_fd(fd);
-    // SAFETY: `raw` is a directory fd we own; fdopendir takes ownership of it.
-    let dirp = unsafe { libc::fdopendir(raw) };
-    if dirp.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so we still own `raw`.
-        unsafe { libc::close(raw) };
-        return Err(e);
-    }
     let mut out = Vec::new();
-    loop {
-        // SAFETY: errno is thread-local; readdir distinguishes end from error through it.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `dirp` is a valid DIR* until closedir below.
-        let ent = unsafe { libc::readdir64(dirp) };
-        if ent.is_null() {
-            let e = io::Error::last_os_error();
-            // SAFETY: closes the DIR* and its fd exactly once.
-            unsafe { libc::closedir(dirp) };
-            if e.raw_os_error().unwrap_or(0) != 0 {
-                return Err(e);
-            }
-            return Ok(out);
+    read_dir_from(dir, 0, |e, _| {
+        if e.name != "." && e.name != ".." {
+            out.push(e);
         }
-        // SAFETY: `ent` points to a valid dirent64 until the next readdir call;
-        // d_name is NUL-terminated.
-        let (name, ino, d_type) = unsafe {
-            let e = &*ent;
-            (
-                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
-                e.d_ino,
-                e.d_type,
-            )
-        };
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push(RawEntry {
-            name: OsString::from_vec(name),
-            ino,
-            d_type,
-        });
-    }
+        true
+    })?;
+    Ok(out)
 }
 
 /// Lists a directory from position `cookie` (0: the start; otherwise a
