@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. scripts/systems.sh
 ensure_fuse
 apt_install gocryptfs securefs bindfs fio python3 e2fsprogs
 ROUNDS=3
@@ -58,43 +59,7 @@ trap cleanup EXIT
 tar -C /usr -cf "$WORK/include.tar" include
 echo "bench password" > "$WORK/pw"
 
-now() { date +%s.%N; }
-elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; }  # system metric round value
-
-mount_system() {  # mount_system NAME -> prints the directory to use
-  local s=$1 data=$BACK/data-$s m=$WORK/mnt-$s
-  rm -rf "$data"; mkdir -p "$data" "$m"
-  case "$s" in
-    sealfs)
-      "$BIN" init --passfile "$WORK/pw" --kdf-memory 64 --recovery-key-file /dev/null "$data" >/dev/null 2>&1 || \
-        "$BIN" init --passfile "$WORK/pw" --kdf-memory 64 "$data" >/dev/null 2>&1
-      "$BIN" mount --passfile "$WORK/pw" "$data" "$m" ;;
-    gocryptfs)
-      gocryptfs -q -init -extpass "cat $WORK/pw" "$data" >/dev/null
-      gocryptfs -q -extpass "cat $WORK/pw" "$data" "$m" ;;
-    securefs)
-      securefs create --format 4 --pass "bench password" "$data" >/dev/null 2>&1
-      securefs mount -b --pass "bench password" "$data" "$m" >/dev/null 2>&1
-      for _ in $(seq 50); do grep -q " $m " /proc/mounts && break; sleep 0.1; done ;;
-    bindfs)
-      bindfs "$data" "$m" ;;
-    tmpfs)
-      m=$data ;;
-  esac
-  echo "$m"
-}
-
-umount_system() {
-  local s=$1 m=$WORK/mnt-$s
-  case "$s" in
-    sealfs) "$BIN" umount "$m" ;;
-    tmpfs) ;;
-    *) fusermount3 -u "$m" 2>/dev/null || umount "$m" ;;
-  esac
-  rm -rf "$BACK/data-$s"
-}
 
 sealfs_rss_kib() {
   local pid

@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. scripts/systems.sh
 ensure_fuse
 apt_install gocryptfs python3
 FILES=1000000
@@ -82,35 +83,15 @@ for i in range(n):
 PY
 EXPECT_BYTES=$(python3 -c "print(sum(len(str(i)) + 1 for i in range($FILES)))")
 
-now() { date +%s.%N; }
-elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RESULTS"; }  # system metric value
 fail() { echo "$*" >&2; exit 1; }
-
-mount_system() {  # mount_system NAME -> the mountpoint
-  local s=$1 data=$BACK/data-$s m=$WORK/mnt-$s
-  rm -rf "$data"; mkdir -p "$data" "$m"
-  case "$s" in
-    sealfs)
-      "$BIN" init --passfile "$WORK/pw" --kdf-memory 64 --recovery-key-file /dev/null "$data" >/dev/null 2>&1 || \
-        "$BIN" init --passfile "$WORK/pw" --kdf-memory 64 "$data" >/dev/null 2>&1
-      "$BIN" mount --passfile "$WORK/pw" "$data" "$m" ;;
-    gocryptfs)
-      gocryptfs -q -init -extpass "cat $WORK/pw" "$data" >/dev/null
-      gocryptfs -q -extpass "cat $WORK/pw" "$data" "$m" ;;
-    *) fail "unknown system $s (this script knows sealfs and gocryptfs)" ;;
-  esac
-  echo "$m"
-}
-
-umount_system() {
-  local s=$1 m=$WORK/mnt-$s
-  case "$s" in
-    sealfs) "$BIN" umount "$m" ;;
-    *) fusermount3 -u "$m" 2>/dev/null || umount "$m" ;;
-  esac
-  rm -rf "$BACK/data-$s"
+cold() {  # cold SYSTEM METRIC CMD...: times CMD on cold caches; its output goes to $WORK/out
+  local s=$1 metric=$2 t0 t1
+  shift 2
+  echo "$s: $metric" >&2
+  drop_caches
+  t0=$(now); "$@" > "$WORK/out"; t1=$(now)
+  record "$s" "$metric" "$(elapsed "$t0" "$t1")"
 }
 
 sealfs_pid() { pgrep -f "sealfs mount.*$WORK/mnt-sealfs" | head -1 || true; }
@@ -127,26 +108,13 @@ run_system() {
   t0=$(now); python3 "$WORK/create.py" "$m" "$FILES" "$DIRS"; sync; t1=$(now)
   record "$s" create "$(elapsed "$t0" "$t1")"
 
-  echo "$s: ls -lR" >&2
-  drop_caches
-  t0=$(now); ls -lR "$m" > /dev/null; t1=$(now)
-  record "$s" ls_lR "$(elapsed "$t0" "$t1")"
-
-  echo "$s: find" >&2
-  drop_caches
-  t0=$(now); n=$(find "$m" -type f | wc -l); t1=$(now)
-  record "$s" find "$(elapsed "$t0" "$t1")"
+  cold "$s" ls_lR ls -lR "$m"
+  cold "$s" find find "$m" -type f
+  n=$(wc -l < "$WORK/out")
   [ "$n" -eq "$FILES" ] || fail "$s: find counted $n files, expected $FILES"
-
-  echo "$s: du" >&2
-  drop_caches
-  t0=$(now); du -s "$m" > /dev/null; t1=$(now)
-  record "$s" du "$(elapsed "$t0" "$t1")"
-
-  echo "$s: read every file" >&2
-  drop_caches
-  t0=$(now); bytes=$(find "$m" -type f -print0 | xargs -0 cat | wc -c); t1=$(now)
-  record "$s" read_all "$(elapsed "$t0" "$t1")"
+  cold "$s" du du -s "$m"
+  cold "$s" read_all sh -c 'find "$1" -type f -print0 | xargs -0 cat' sh "$m"
+  bytes=$(wc -c < "$WORK/out")
   [ "$bytes" -eq "$EXPECT_BYTES" ] || fail "$s: read $bytes bytes, expected $EXPECT_BYTES"
 
   # Sample now: no cache drop since the read, so the kernel still holds the inodes.
@@ -161,10 +129,7 @@ run_system() {
     record sealfs fds_sample "$(ls "/proc/$pid/fd" | wc -l)"
   fi
 
-  echo "$s: rm" >&2
-  drop_caches
-  t0=$(now); rm -rf "$m"/*; t1=$(now)
-  record "$s" rm "$(elapsed "$t0" "$t1")"
+  cold "$s" rm sh -c 'rm -rf "$1"/*' sh "$m"
   [ -z "$(ls -A "$m")" ] || fail "$s: $m not empty after rm"
 
   if [ "$s" = sealfs ]; then

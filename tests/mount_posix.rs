@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::mount::{Mounted, p};
+use common::mount::Mounted;
 
 fn sh(cmd: &str) {
     let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
@@ -270,5 +270,4 @@ fn remount_right_after_a_plain_umount() {
             );
         }
     }
-    let _ = p(&m.mnt);
 }

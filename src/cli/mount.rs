@@ -356,17 +356,9 @@ pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
 /// of this limit (see `fs::fdcache`), so any limit works; a larger one only
 /// means fewer reopens.
 fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        let mut r = std::mem::zeroed::<libc::rlimit>();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return;
-        }
-        if r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
-                log::warn!("could not raise the descriptor limit to {}", r.rlim_max);
-            }
+    if let Ok((soft, hard)) = sys::nofile_limit() {
+        if soft < hard && sys::set_nofile_soft(hard).is_err() {
+            log::warn!("could not raise the descriptor limit to {hard}");
         }
     }
 }

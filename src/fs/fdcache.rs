@@ -28,19 +28,11 @@ pub struct FdCache {
 /// soft RLIMIT_NOFILE. Half the limit for the cache, an eighth for anchors;
 /// the rest stays free for requests in flight, FUSE channels and logs.
 pub fn budget() -> (usize, usize) {
-    // SAFETY: getrlimit with a valid out-pointer.
-    let limit = unsafe {
-        let mut r = std::mem::zeroed::<libc::rlimit>();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
-            r.rlim_cur as usize
-        } else {
-            1024
-        }
-    };
-    budget_for(limit)
+    let limit = crate::vault::sys::nofile_limit().map_or(1024, |(soft, _)| soft);
+    budget_for(usize::try_from(limit).unwrap_or(usize::MAX))
 }
 
-pub fn budget_for(limit: usize) -> (usize, usize) {
+fn budget_for(limit: usize) -> (usize, usize) {
     ((limit / 2).clamp(8, 8192), (limit / 8).clamp(2, 4096))
 }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use crate::error::{Error, Result};
 use crate::format::dirid::DirId;
-use crate::vault::{Kind, SealedFile};
+use crate::vault::{Kind, Labelled, SealedFile};
 
 use super::lock;
 
@@ -139,6 +139,12 @@ impl Node {
             Place::Anchored(_) => format!("(unlinked inode {})", self.ino),
             Place::Gone => format!("(stale inode {})", self.ino),
         }
+    }
+}
+
+impl Labelled for Node {
+    fn vault_path(&self) -> String {
+        self.label()
     }
 }
 

@@ -62,8 +62,8 @@ enum PathFd {
     Own(OwnedFd),
 }
 
-impl PathFd {
-    fn fd(&self) -> BorrowedFd<'_> {
+impl AsFd for PathFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             PathFd::Shared(f) => f.as_fd(),
             PathFd::Anchor(a) => a.fd.as_fd(),
@@ -262,7 +262,7 @@ impl SealFs {
                 None => (Dir::read_id(fd.as_fd(), &node.label())?, false),
             }
         };
-        Ok(Dir::view(fd, id, self.keys.clone(), is_root, node.label()))
+        Ok(Dir::view(fd, id, self.keys.clone(), is_root, node.clone()))
     }
 
     fn dir_of(&self, ino: u64) -> Result<(Arc<Node>, Dir)> {
@@ -401,7 +401,7 @@ impl SealFs {
                 _ => {
                     let raw = match at {
                         Some((dir, entry)) => sys::readlinkat(dir.fd(), entry.as_bytes())?,
-                        None => sys::readlinkat(self.path_fd(node)?.fd(), b"")?,
+                        None => sys::readlinkat(self.path_fd(node)?.as_fd(), b"")?,
                     };
                     let n = self
                         .keys
@@ -430,17 +430,28 @@ impl SealFs {
         self.enter(&pnode, &dir, dn.entry())
     }
 
-    /// Counts one kernel lookup of the vault entry `entry` of `dir` (the
-    /// directory of `pnode`), building its node if the kernel did not know it.
-    fn enter(&self, pnode: &Arc<Node>, dir: &Dir, entry: &str) -> Result<Entry> {
-        let (st, stamp) = sys::statx(dir.fd(), entry.as_bytes())?;
-        let node = self.inodes.lookup(
+    /// Counts one kernel lookup of the vault inode `st` (birth `stamp`),
+    /// found as `entry` in the directory of `pnode`.
+    fn node_at(&self, st: &libc::stat, stamp: u64, pnode: &Arc<Node>, entry: &str) -> Arc<Node> {
+        self.inodes.lookup(
             self.fuse_ino(st.st_ino),
             stamp,
             Kind::from_mode(st.st_mode),
             pnode,
             entry,
-        );
+        )
+    }
+
+    /// The node the kernel knows for the vault inode `st` (birth `stamp`).
+    fn known(&self, st: &libc::stat, stamp: u64) -> Option<Arc<Node>> {
+        self.inodes.find(self.fuse_ino(st.st_ino), stamp)
+    }
+
+    /// Counts one kernel lookup of the vault entry `entry` of `dir` (the
+    /// directory of `pnode`), building its node if the kernel did not know it.
+    fn enter(&self, pnode: &Arc<Node>, dir: &Dir, entry: &str) -> Result<Entry> {
+        let (st, stamp) = sys::statx(dir.fd(), entry.as_bytes())?;
+        let node = self.node_at(&st, stamp, pnode, entry);
         match self.attr_with(&node, &st, Some((dir, entry))) {
             Ok(attr) => Ok(Entry {
                 attr,
@@ -489,14 +500,7 @@ impl SealFs {
         who: Caller,
     ) -> Result<(Arc<Node>, libc::stat)> {
         let (st, stamp) = self.own(dir, fd, who)?;
-        let node = self.inodes.lookup(
-            self.fuse_ino(st.st_ino),
-            stamp,
-            Kind::from_mode(st.st_mode),
-            pnode,
-            entry,
-        );
-        Ok((node, st))
+        Ok((self.node_at(&st, stamp, pnode, entry), st))
     }
 
     /// Registers an entry just created by name (symlink, special file).
@@ -554,7 +558,7 @@ impl SealFs {
         if node.kind != Kind::Symlink {
             return Err(Error::errno(libc::EINVAL));
         }
-        let raw = sys::readlinkat(self.path_fd(&node)?.fd(), b"")?;
+        let raw = sys::readlinkat(self.path_fd(&node)?.as_fd(), b"")?;
         self.keys.names.decrypt_target(&raw).ok_or_else(|| {
             let l = node.label();
             log::error!("symlink target failed authentication: {l}");
@@ -569,7 +573,7 @@ impl SealFs {
             return Err(Error::errno(libc::EPERM));
         }
         let (pnode, dir) = self.dir_of(parent)?;
-        dir.link(self.path_fd(&node)?.fd(), name)?;
+        dir.link(self.path_fd(&node)?.as_fd(), name)?;
         let dn = dir.disk_name(name)?;
         self.enter(&pnode, &dir, dn.entry())
     }
@@ -583,7 +587,7 @@ impl SealFs {
         entry: &str,
     ) -> Option<(Arc<Node>, Option<Arc<Anchor>>)> {
         let (st, stamp) = sys::statx(dir.fd(), entry.as_bytes()).ok()?;
-        let node = self.inodes.find(self.fuse_ino(st.st_ino), stamp)?;
+        let node = self.known(&st, stamp)?;
         if !node.is_at(pnode, entry) {
             return None;
         }
@@ -636,12 +640,12 @@ impl SealFs {
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
         let src = sys::statx(from.fd(), a.entry().as_bytes())
             .ok()
-            .and_then(|(st, stamp)| self.inodes.find(self.fuse_ino(st.st_ino), stamp))
+            .and_then(|(st, stamp)| self.known(&st, stamp))
             .filter(|n| n.is_at(&pnode, a.entry()));
         let dst = if exchange {
             sys::statx(to.fd(), b.entry().as_bytes())
                 .ok()
-                .and_then(|(st, stamp)| self.inodes.find(self.fuse_ino(st.st_ino), stamp))
+                .and_then(|(st, stamp)| self.known(&st, stamp))
                 .filter(|n| n.is_at(&qnode, b.entry()))
                 .map(|n| (n, None))
         } else if flags & libc::RENAME_NOREPLACE == 0 {
@@ -682,14 +686,7 @@ impl SealFs {
             self.register(&pnode, &dir, dn.entry(), file.fd(), who)?
         } else {
             let (st, stamp) = sys::statx(file.fd(), b"")?;
-            let node = self.inodes.lookup(
-                self.fuse_ino(st.st_ino),
-                stamp,
-                Kind::from_mode(st.st_mode),
-                &pnode,
-                dn.entry(),
-            );
-            (node, st)
+            (self.node_at(&st, stamp, &pnode, dn.entry()), st)
         };
         let shared = {
             let _one = inodes::open_lock(node.ino);
@@ -775,7 +772,7 @@ impl SealFs {
             kill |= libc::S_ISGID;
         }
         if st.st_mode & kill != 0 {
-            sys::fchmod_any(self.path_fd(node)?.fd(), st.st_mode & 0o7777 & !kill)?;
+            sys::fchmod_any(self.path_fd(node)?.as_fd(), st.st_mode & 0o7777 & !kill)?;
         }
         Ok(())
     }
@@ -852,16 +849,16 @@ impl SealFs {
         if uid.is_some() || gid.is_some() || mode.is_some() || atime.is_some() || mtime.is_some() {
             let pf = self.path_fd(&node)?;
             if uid.is_some() || gid.is_some() {
-                sys::fchown_any(pf.fd(), uid, gid)?;
+                sys::fchown_any(pf.as_fd(), uid, gid)?;
             }
             if let Some(mode) = mode {
                 if node.kind == Kind::Symlink {
                     return Err(Error::errno(libc::EOPNOTSUPP));
                 }
-                sys::fchmod_any(pf.fd(), mode & 0o7777)?;
+                sys::fchmod_any(pf.as_fd(), mode & 0o7777)?;
             }
             if atime.is_some() || mtime.is_some() {
-                sys::futimens_any(pf.fd(), &[attr::timespec(atime), attr::timespec(mtime)])?;
+                sys::futimens_any(pf.as_fd(), &[attr::timespec(atime), attr::timespec(mtime)])?;
             }
         }
         self.attr_of(&node)
@@ -942,7 +939,7 @@ impl SealFs {
     pub(super) fn xattr_fd(&self, ino: u64) -> Result<(Arc<Node>, impl AsFd)> {
         let node = self.node(ino)?;
         let pf = self.path_fd(&node)?;
-        Ok((node, PathFdRef(pf)))
+        Ok((node, pf))
     }
 
     /// Writes everything to stable storage (at unmount): one syncfs of the
@@ -958,15 +955,6 @@ impl SealFs {
             );
         }
         self.cache.shrink_all();
-    }
-}
-
-/// `PathFd` as `AsFd`, for the extended-attribute module.
-struct PathFdRef(PathFd);
-
-impl AsFd for PathFdRef {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.fd()
     }
 }
 

@@ -75,13 +75,25 @@ pub enum Listed {
     Entry(DirEntry),
 }
 
+/// Something that knows its vault-relative ciphertext path (for messages).
+pub trait Labelled: Send + Sync {
+    fn vault_path(&self) -> String;
+}
+
+/// A directory's ciphertext path: fixed, or asked of its owner only when a
+/// message needs it (so operations by name build no path string).
+enum Label {
+    Fixed(String),
+    Of(Arc<dyn Labelled>),
+}
+
 pub struct Dir {
     fd: Arc<OwnedFd>,
     id: DirId,
     keys: Arc<VaultKeys>,
     is_root: bool,
     /// Vault-relative ciphertext path, for log messages.
-    label: String,
+    label: Label,
 }
 
 impl Dir {
@@ -92,7 +104,7 @@ impl Dir {
             id,
             keys,
             is_root: true,
-            label: ".".into(),
+            label: Label::Fixed(".".into()),
         }
     }
 
@@ -104,24 +116,25 @@ impl Dir {
             id,
             keys,
             is_root: false,
-            label,
+            label: Label::Fixed(label),
         })
     }
 
-    /// A directory whose fd and ID the caller already holds (and checked).
+    /// A directory whose fd and ID the caller already holds (and checked);
+    /// `owner` gives its path when a message needs one.
     pub fn view(
         fd: Arc<OwnedFd>,
         id: DirId,
         keys: Arc<VaultKeys>,
         is_root: bool,
-        label: String,
+        owner: Arc<dyn Labelled>,
     ) -> Dir {
         Dir {
             fd,
             id,
             keys,
             is_root,
-            label,
+            label: Label::Of(owner),
         }
     }
 
@@ -161,15 +174,18 @@ impl Dir {
         &self.keys
     }
 
-    pub fn label(&self) -> &str {
-        &self.label
+    pub fn label(&self) -> String {
+        match &self.label {
+            Label::Fixed(l) => l.clone(),
+            Label::Of(owner) => owner.vault_path(),
+        }
     }
 
     fn child_label(&self, entry: &str) -> String {
         if self.is_root {
             entry.to_string()
         } else {
-            format!("{}/{entry}", self.label)
+            format!("{}/{entry}", self.label())
         }
     }
 
@@ -355,7 +371,7 @@ impl Dir {
                 id,
                 keys: self.keys.clone(),
                 is_root: false,
-                label: self.child_label(dn.entry()),
+                label: Label::Fixed(self.child_label(dn.entry())),
             }),
             Err(e) => {
                 if let Ok(sub) = sys::open_subdir(self.fd(), tmp.as_bytes()) {

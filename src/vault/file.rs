@@ -41,6 +41,9 @@ pub struct SealedFile {
     file_id: [u8; 16],
     geo: Geometry,
     size: u64,
+    /// Largest plaintext size the backing filesystem allows (found at the
+    /// first growth; it does not change).
+    max_size: Option<u64>,
     /// Ciphertext path (or inode) for error messages; never plaintext.
     label: String,
 }
@@ -55,6 +58,7 @@ impl SealedFile {
             file_id: header.file_id,
             geo: keys.geometry,
             size: 0,
+            max_size: None,
             label,
         };
         let mut buf = header.encode().to_vec();
@@ -91,6 +95,7 @@ impl SealedFile {
             file_id: header.file_id,
             geo: keys.geometry,
             size,
+            max_size: None,
             label,
         };
         // The final chunk carries the `last` mark: authenticating it here
@@ -362,7 +367,16 @@ impl SealedFile {
         let old = self.size;
         let new = old.max(end);
         if new > old {
-            growth::admit(self.file.as_fd(), &self.geo, self.geo.sealed_len(old), new)?;
+            let max = *self
+                .max_size
+                .get_or_insert_with(|| growth::max_plain_size(self.file.as_fd(), &self.geo));
+            growth::admit(
+                self.file.as_fd(),
+                &self.geo,
+                self.geo.sealed_len(old),
+                new,
+                max,
+            )?;
         }
         let start = offset.min(old);
         let mut first = start / c;

@@ -46,9 +46,10 @@ pub fn max_plain_size(fd: BorrowedFd<'_>, geo: &Geometry) -> u64 {
 }
 
 /// Refuses, before anything is written, a growth of the file open as `fd`
-/// from ciphertext length `cur` to plaintext size `new`.
-pub fn admit(fd: BorrowedFd<'_>, geo: &Geometry, cur: u64, new: u64) -> Result<()> {
-    if new > max_plain_size(fd, geo) {
+/// from ciphertext length `cur` to plaintext size `new`, where files hold
+/// at most `max` plaintext bytes (`max_plain_size`).
+pub fn admit(fd: BorrowedFd<'_>, geo: &Geometry, cur: u64, new: u64, max: u64) -> Result<()> {
+    if new > max {
         return Err(Error::errno(libc::EFBIG));
     }
     let grow = geo.sealed_len(new).saturating_sub(cur);

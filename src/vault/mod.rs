@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub use dir::{Dir, DirEntry, Kind, Listed};
+pub use dir::{Dir, DirEntry, Kind, Labelled, Listed};
 pub use file::SealedFile;
 pub use keys::VaultKeys;
 pub use unlock::{Secret, format_recovery_key, parse_recovery_key, read_config};

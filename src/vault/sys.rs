@@ -314,6 +314,27 @@ pub fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// The (soft, hard) descriptor limit of this process.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut r = std::mem::MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: valid out-pointer of the right type.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, r.as_mut_ptr()) })?;
+    // SAFETY: filled on success.
+    let r = unsafe { r.assume_init() };
+    Ok((r.rlim_cur, r.rlim_max))
+}
+
+/// Sets the soft descriptor limit (at most the hard one).
+pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let r = libc::rlimit {
+        rlim_cur: soft.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: a valid rlimit struct.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }).map(drop)
+}
+
 /// One raw directory entry.
 pub struct RawEntry {
     pub name: OsString,
