@@ -271,3 +271,42 @@ fn remount_right_after_a_plain_umount() {
         }
     }
 }
+
+#[test]
+fn a_vault_held_by_another_process_is_refused_at_once() {
+    let mut m = Mounted::new(&[]);
+    m.umount();
+    // Another process holds the vault's lock (as an offline command will).
+    let mut holder = Command::new("flock")
+        .arg("-n")
+        .arg(&m.vault)
+        .args(["-c", "echo locked; exec sleep 60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flock (util-linux)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let t = Instant::now();
+    let o = common::mount::sealfs(&[
+        "mount",
+        "--passfile",
+        m.passfile.to_str().unwrap(),
+        m.vault.to_str().unwrap(),
+        m.mnt.to_str().unwrap(),
+    ]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(!o.status.success(), "mounted a vault another process holds");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("in use by another process"), "{err}");
+}

@@ -91,6 +91,38 @@ fn vault_is_mounted(source: &Path) -> bool {
     })
 }
 
+/// The pid holding a flock on the inode `st` (from /proc/locks).
+fn flock_holder(st: &libc::stat) -> Option<i32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let want = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(st.st_dev),
+        libc::minor(st.st_dev),
+        st.st_ino
+    );
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF"
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Whether the lock taken by process `pid` belongs to a mount daemon
+/// (possibly still flushing after its mount went away), not an offline
+/// command. /proc/locks names the process that took the lock: for a daemon
+/// that is the `sealfs mount` that forked it, which has usually exited.
+fn is_mount_daemon(pid: i32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(c) => {
+            let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+            args.len() > 1 && args[0].ends_with(b"sealfs") && args[1] == b"mount"
+        }
+        Err(_) => true,
+    }
+}
+
 /// How long a new mount waits for the daemon of an unmounted earlier mount
 /// of the same vault to finish flushing and let go of the vault.
 const PREVIOUS_MOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -98,17 +130,29 @@ const PREVIOUS_MOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// Takes an exclusive lock on the vault root for the life of the mount, so a
 /// second mount of the same vault on this machine is refused (writes nothing).
 /// A lock held by the daemon of a mount that is already gone from the mount
-/// table (a plain `umount`, still flushing) is waited for, up to 30 s.
+/// table (a plain `umount`, still flushing) is waited for, up to 30 s;
+/// a lock held by anything else is refused at once.
 fn lock_vault(vault: &Path) -> Result<OwnedFd> {
     let fd = sys::open_dir_path(vault)
         .map_err(|e| Error::Config(format!("{}: {e}", vault.display())))?;
     let canon = std::fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
+    let st = sys::fstat(std::os::fd::AsFd::as_fd(&fd))?;
     let start = std::time::Instant::now();
     let mut told = false;
     loop {
         // SAFETY: flock on a live fd.
         if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(fd);
+        }
+        // Wait only for a mount daemon whose mount is already gone; anything
+        // else holding the vault (a live mount, an offline command) is
+        // refused at once.
+        let holder = flock_holder(&st);
+        if let Some(pid) = holder.filter(|&p| !is_mount_daemon(p)) {
+            return Err(Error::Config(format!(
+                "{} is in use by another process (pid {pid}); try again when it has finished",
+                vault.display()
+            )));
         }
         if vault_is_mounted(&canon) || start.elapsed() > PREVIOUS_MOUNT_WAIT {
             return Err(Error::Config(format!(
