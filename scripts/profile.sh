@@ -3,13 +3,13 @@
 # a perf profile of the daemon (top symbols, cpu-clock) and the FUSE requests
 # the workload caused, counted by type from a second, debug-logged run.
 #
-#   scripts/profile.sh seq_write|seq_read|untar|md5|rm|rand4k
+#   scripts/profile.sh seq_write|seq_read|untar|md5|rm|du|ls|rand4k
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 ensure_fuse
 apt_install linux-perf fio
-WL=${1:?workload: seq_write seq_read untar md5 rm rand4k}
+WL=${1:?workload: seq_write seq_read untar md5 rm du ls rand4k}
 cargo build --release --quiet
 BIN=$PWD/target/release/sealfs
 WORK=$(mktemp -d /dev/shm/sealfs-profile-XXXXXX)
@@ -23,7 +23,7 @@ tar -C /usr -cf "$WORK/include.tar" include
 prepare() {  # state the workload starts from
   case "$WL" in
     seq_read) dd if=/dev/zero of="$MNT/seq" bs=1M count=1024 conv=fdatasync status=none ;;
-    md5|rm) tar -C "$MNT" -xf "$WORK/include.tar"; sync ;;
+    md5|rm|du|ls) tar -C "$MNT" -xf "$WORK/include.tar"; sync ;;
     rand4k) fio --name=lay --filename="$MNT/fio" --size=256M --rw=write --bs=1M --output=/dev/null ;;
   esac
   sync; echo 3 > /proc/sys/vm/drop_caches
@@ -35,6 +35,8 @@ workload() {
     untar) tar -C "$MNT" -xf "$WORK/include.tar"; sync ;;
     md5) find "$MNT/include" -type f -print0 | xargs -0 md5sum > /dev/null ;;
     rm) rm -rf "$MNT/include" ;;
+    du) du -s "$MNT/include" > /dev/null ;;
+    ls) ls -lR "$MNT/include" > /dev/null ;;
     rand4k) fio --name=rand --filename="$MNT/fio" --size=256M --rw=randrw --bs=4k --ioengine=psync \
               --runtime=10 --time_based --output=/dev/null ;;
     *) echo "unknown workload $WL" >&2; exit 2 ;;

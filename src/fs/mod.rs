@@ -104,12 +104,16 @@ impl Filesystem for SealFs {
         let _ = cfg.set_max_write(1 << 20);
         let _ = cfg.set_max_readahead(1 << 20);
         // Each capability on its own: add_capabilities is all-or-nothing.
+        // Readdirplus always (not READDIRPLUS_AUTO): the kernel's heuristic
+        // sends plain READDIR after the first page, and a program that lists
+        // a large directory before it stats the entries (du) then pays one
+        // LOOKUP round trip per entry: du of 50 x 1000 files 1.45 s -> 0.27 s,
+        // at the cost of find -type f 0.12 s -> 0.24 s (entries looked up).
         for flag in [
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_WRITEBACK_CACHE,
             InitFlags::FUSE_AUTO_INVAL_DATA,
             InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             InitFlags::FUSE_NO_OPEN_SUPPORT,
             InitFlags::FUSE_NO_OPENDIR_SUPPORT,
