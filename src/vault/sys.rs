@@ -2,9 +2,9 @@
 //! through a directory fd plus a single path component, never following
 //! symlinks (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`).
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 fn cstr(name: &[u8]) -> io::Result<CString> {
@@ -359,65 +359,43 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<RawEntry>> {
 /// each entry until it returns false. Opens a fresh fd per call, so no
 /// descriptor is held between calls and concurrent listings never share an
 /// offset. "." and ".." are passed on too: their positions belong to the stream.
+///
+/// Reads through a 4 KiB buffer: a FUSE reply holds a few dozen entries, so
+/// a larger read would list (and throw away) hundreds per call.
 pub fn read_dir_from(
     dir: BorrowedFd<'_>,
     cookie: u64,
     mut visit: impl FnMut(RawEntry, u64) -> bool,
 ) -> io::Result<()> {
+    use rustix::fs::{FileType, RawDir, SeekFrom, seek};
     let fd = openat(dir, b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    let raw: RawFd = std::os::fd::IntoRawFd::into_raw_fd(fd);
-    // SAFETY: `raw` is a directory fd we own; fdopendir takes ownership of it.
-    let dirp = unsafe { libc::fdopendir(raw) };
-    if dirp.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so we still own `raw`.
-        unsafe { libc::close(raw) };
-        return Err(e);
-    }
-    struct Closer(*mut libc::DIR);
-    impl Drop for Closer {
-        fn drop(&mut self) {
-            // SAFETY: closes the DIR* (and its fd) exactly once.
-            unsafe { libc::closedir(self.0) };
-        }
-    }
-    let _closer = Closer(dirp);
     if cookie != 0 {
-        // SAFETY: `dirp` is a valid DIR*; the cookie came from d_off of this directory.
-        unsafe { libc::seekdir(dirp, cookie as libc::c_long) };
+        seek(&fd, SeekFrom::Start(cookie))?;
     }
-    loop {
-        // SAFETY: errno is thread-local; readdir distinguishes end from error through it.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `dirp` is a valid DIR* until `_closer` drops.
-        let ent = unsafe { libc::readdir64(dirp) };
-        if ent.is_null() {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error().unwrap_or(0) != 0 {
-                return Err(e);
-            }
-            return Ok(());
-        }
-        // SAFETY: `ent` points to a valid dirent64 until the next readdir call;
-        // d_name is NUL-terminated.
-        let (name, ino, d_type, next) = unsafe {
-            let e = &*ent;
-            (
-                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
-                e.d_ino,
-                e.d_type,
-                e.d_off as u64,
-            )
+    let mut buf = Vec::with_capacity(4096);
+    let mut entries = RawDir::new(&fd, buf.spare_capacity_mut());
+    while let Some(e) = entries.next() {
+        let e = e?;
+        let d_type = match e.file_type() {
+            FileType::RegularFile => libc::DT_REG,
+            FileType::Directory => libc::DT_DIR,
+            FileType::Symlink => libc::DT_LNK,
+            FileType::Fifo => libc::DT_FIFO,
+            FileType::Socket => libc::DT_SOCK,
+            FileType::CharacterDevice => libc::DT_CHR,
+            FileType::BlockDevice => libc::DT_BLK,
+            _ => libc::DT_UNKNOWN,
         };
         let entry = RawEntry {
-            name: OsString::from_vec(name),
-            ino,
+            name: OsString::from_vec(e.file_name().to_bytes().to_vec()),
+            ino: e.ino(),
             d_type,
         };
-        if !visit(entry, next) {
-            return Ok(());
+        if !visit(entry, e.next_entry_cookie()) {
+            break;
         }
     }
+    Ok(())
 }
 
 /// Reads a whole small regular file at `dir/name` (never blocks on a FIFO
