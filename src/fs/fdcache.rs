@@ -9,6 +9,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
+use rustc_hash::FxBuildHasher;
 
 use super::inodes::OpenFile;
 use super::lock;
@@ -20,7 +21,7 @@ pub enum Cached {
 }
 
 pub struct FdCache {
-    lru: Mutex<LruCache<u64, (u64, Cached)>>,
+    lru: Mutex<LruCache<u64, (u64, Cached), FxBuildHasher>>,
     cap: usize,
 }
 
@@ -39,7 +40,11 @@ fn budget_for(limit: usize) -> (usize, usize) {
 /// Evicts up to `n` least recently used entries into `out`. An open file a
 /// request is using right now stays (moved to the front): the cache is the
 /// one place its open state is found, so a file never has two.
-fn evict(l: &mut LruCache<u64, (u64, Cached)>, n: usize, out: &mut Vec<(u64, Cached)>) {
+fn evict(
+    l: &mut LruCache<u64, (u64, Cached), FxBuildHasher>,
+    n: usize,
+    out: &mut Vec<(u64, Cached)>,
+) {
     let mut kept = Vec::new();
     let mut done = 0;
     for _ in 0..l.len() {
@@ -63,7 +68,7 @@ fn evict(l: &mut LruCache<u64, (u64, Cached)>, n: usize, out: &mut Vec<(u64, Cac
 impl FdCache {
     pub fn new(cap: usize) -> FdCache {
         FdCache {
-            lru: Mutex::new(LruCache::unbounded()),
+            lru: Mutex::new(LruCache::unbounded_with_hasher(FxBuildHasher)),
             cap: cap.max(1),
         }
     }

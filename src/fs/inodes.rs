@@ -17,10 +17,11 @@
 //! child can always walk up to the root. Every change of the table or of a
 //! location happens under the table's write lock.
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::{Error, Result};
 use crate::format::dirid::DirId;
@@ -180,7 +181,7 @@ impl Inodes {
     pub fn new(max_anchors: usize) -> Inodes {
         let root = Node::new(1, Kind::Dir, 0, 0);
         root.lookups.store(1 << 62, Ordering::Relaxed);
-        let mut m = HashMap::new();
+        let mut m = HashMap::default();
         m.insert(1, Arc::new(root));
         Inodes {
             map: RwLock::new(m),
