@@ -100,7 +100,18 @@ impl Mounted {
             return;
         }
         self.mounted = false;
-        let o = sealfs(&["umount", p(&self.mnt)]);
+        // Tests run in parallel threads, and a process another thread spawns
+        // holds copies of this process's fds between its fork and its exec:
+        // a file this test just closed can keep the mount busy for that
+        // instant. Retry a "busy" briefly; anything else fails at once.
+        let mut o = sealfs(&["umount", p(&self.mnt)]);
+        for _ in 0..50 {
+            if o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("busy") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            o = sealfs(&["umount", p(&self.mnt)]);
+        }
         if !o.status.success() {
             let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
             panic!(
