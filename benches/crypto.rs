@@ -50,7 +50,7 @@ fn chunks(c: &mut Criterion) {
 }
 
 fn names(c: &mut Criterion) {
-    let codec = NameCodec::new(&SecretKey::from_slice(&[3; 32]).unwrap());
+    let codec = NameCodec::new(&SecretKey::from_slice(&[3; 32]).unwrap(), 200);
     let dir = DirId([4; 32]);
     let mut g = c.benchmark_group("names");
     for name in ["a.txt", "IMG_20261130_101500_HDR.jpg", &"x".repeat(120)] {
@@ -79,6 +79,7 @@ fn file_layer(c: &mut Criterion) {
             lanes: 1,
         },
         chunk_size: 4096,
+        ..Default::default()
     };
     let (v, _) = sealfs::vault::Vault::create(&tmp.path().join("v"), b"pw", opts).unwrap();
     let root = v.root().unwrap();

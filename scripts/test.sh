@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 ensure_fuse
-apt_install sqlite3 git util-linux attr
+apt_install sqlite3 git util-linux attr keyutils gnome-keyring dbus-x11 libsecret-tools
 export PATH="$HOME/.cargo/bin:$PATH"
 
 leftovers() { grep -E ' fuse\.sealfs ' /proc/mounts | awk '{print $2}' | grep -E '/(sealfs-test-|sealfs-conformance-)' || true; }

@@ -58,7 +58,7 @@ fn setup() -> Env {
         String::from_utf8_lossy(&o.stderr)
     );
     let key = std::fs::read_to_string(&rk).unwrap();
-    assert_eq!(key.trim().len(), 64 + 7, "recovery key format: {key}");
+    assert_eq!(key.trim().len(), 68 + 8, "recovery key format: {key}");
     Env {
         tmp,
         vault,
@@ -267,7 +267,33 @@ fn init_refuses_non_empty_dirs_existing_vaults_and_weak_kdf() {
         ],
         b"",
     );
-    assert!(one_line(&o).contains("at least 64"));
+    assert!(one_line(&o).contains("outside the accepted range (64..1024 MiB"));
+    let o = run(
+        &[
+            "init",
+            "--passfile",
+            pf,
+            "--kdf-memory",
+            "4096",
+            s(&env.tmp.path().join("huge")),
+        ],
+        b"",
+    );
+    assert!(one_line(&o).contains("outside the accepted range"));
+    let o = run(
+        &[
+            "init",
+            "--passfile",
+            pf,
+            "--kdf-memory",
+            "64",
+            "--longname-max",
+            "20",
+            s(&env.tmp.path().join("short")),
+        ],
+        b"",
+    );
+    assert!(one_line(&o).contains("between 50 and 255"));
     let o = run(
         &[
             "init",
@@ -282,6 +308,42 @@ fn init_refuses_non_empty_dirs_existing_vaults_and_weak_kdf() {
         b"",
     );
     assert!(one_line(&o).contains("chunk size"));
+    // An empty password is refused; a weak one is accepted with a warning
+    // that says why (on a terminal it must also be confirmed).
+    let empty = env.tmp.path().join("empty-pw");
+    std::fs::write(&empty, "\n").unwrap();
+    let o = run(
+        &[
+            "init",
+            "--passfile",
+            s(&empty),
+            "--kdf-memory",
+            "64",
+            s(&env.tmp.path().join("e")),
+        ],
+        b"",
+    );
+    assert!(one_line(&o).contains("empty"));
+    assert!(!env.tmp.path().join("e").join("sealfs.conf").exists());
+    let weak = env.tmp.path().join("weak-pw");
+    std::fs::write(&weak, "a\n").unwrap();
+    let o = run(
+        &[
+            "init",
+            "--passfile",
+            s(&weak),
+            "--kdf-memory",
+            "64",
+            s(&env.tmp.path().join("w")),
+        ],
+        b"",
+    );
+    assert!(o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("password is weak") && e.contains("zxcvbn score 0"),
+        "{e}"
+    );
     // A sync folder marker does not count as content.
     let synced = env.tmp.path().join("synced");
     std::fs::create_dir(&synced).unwrap();

@@ -191,48 +191,64 @@ fn edit_config(path: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 #[test]
 fn weakened_or_edited_config_is_refused() {
     let fx = fixture();
-    // KDF memory (offset 24) lowered below the floor, and lowered but above it
-    // (the vault was made with the floor, so raise-then-compare is the other case).
+    // Layout (sealfs-format(5)): the password slot starts at 44 and its body
+    // at 44 + 162 = 206 (KDF id, memory 210, passes 214, lanes 218, salt 222,
+    // wrapped private key 238); the recovery slot at 298; vault keys at 460.
     type Edit = Box<dyn Fn(&mut Vec<u8>)>;
-    let cases: Vec<(&str, Edit)> = vec![
+    let put = |at: usize, v: u32| -> Edit {
+        Box::new(move |b: &mut Vec<u8>| b[at..at + 4].copy_from_slice(&v.to_le_bytes()))
+    };
+    let flip = |at: usize| -> Edit { Box::new(move |b: &mut Vec<u8>| b[at] ^= 1) };
+    // (what, edit, must it be the same error as a wrong password?)
+    let cases: Vec<(&str, Edit, bool)> = vec![
+        ("memory lowered below the floor", put(210, 1024), false),
         (
-            "memory lowered below floor",
-            Box::new(|b: &mut Vec<u8>| b[24..28].copy_from_slice(&1024u32.to_le_bytes())),
+            "memory raised past the cap",
+            put(210, 4 * 1024 * 1024),
+            false,
         ),
+        ("passes lowered", put(214, 1), false),
+        ("memory changed within range", put(210, 128 * 1024), true),
+        ("salt flipped", flip(222), true),
+        ("wrapped private key flipped", flip(250), true),
+        ("slot public key flipped", flip(50), true),
+        ("ephemeral key flipped", flip(90), true),
+        ("sealed master key flipped", flip(130), true),
+        ("key commitment flipped", flip(44 + 130), true),
         (
-            "passes lowered",
-            Box::new(|b: &mut Vec<u8>| b[28..32].copy_from_slice(&1u32.to_le_bytes())),
+            "slot id changed",
+            Box::new(|b: &mut Vec<u8>| b[46] ^= 4),
+            true,
         ),
-        (
-            "memory changed",
-            Box::new(|b: &mut Vec<u8>| b[24..28].copy_from_slice(&(128 * 1024u32).to_le_bytes())),
-        ),
-        (
-            "chunk size changed",
-            Box::new(|b: &mut Vec<u8>| b[12..16].copy_from_slice(&8192u32.to_le_bytes())),
-        ),
-        ("generation changed", Box::new(|b: &mut Vec<u8>| b[16] ^= 1)),
-        ("salt flipped", Box::new(|b: &mut Vec<u8>| b[40] ^= 1)),
-        (
-            "vault keys flipped",
-            Box::new(|b: &mut Vec<u8>| b[200] ^= 1),
-        ),
-        (
-            "recovery slot flipped",
-            Box::new(|b: &mut Vec<u8>| b[130] ^= 1),
-        ),
+        ("chunk size changed", put(12, 8192), true),
+        ("generation changed", flip(16), true),
+        ("vault id flipped", flip(20), true),
+        ("name limit changed", flip(36), false),
+        ("state set to rekeying", flip(38), false),
+        ("recovery slot flipped", flip(298 + 80), false),
+        ("vault keys flipped", flip(470), false),
         (
             "mac flipped",
             Box::new(|b: &mut Vec<u8>| {
                 let n = b.len() - 1;
                 b[n] ^= 1
             }),
+            false,
         ),
     ];
-    for (what, edit) in cases {
+    for (what, edit, as_wrong_password) in cases {
         let good = edit_config(&fx.path, |b| edit(b));
+        let t = std::time::Instant::now();
         let r = Vault::unlock(&fx.path, Secret::Password(PASSWORD));
         assert!(r.is_err(), "{what}: edited config was accepted");
+        if as_wrong_password {
+            assert!(
+                matches!(r, Err(Error::WrongPassword)),
+                "{what}: {:?}",
+                r.err()
+            );
+        }
+        assert!(t.elapsed().as_secs() < 5, "{what}: took {:?}", t.elapsed());
         std::fs::write(fx.path.join("sealfs.conf"), good).unwrap();
     }
     assert!(Vault::unlock(&fx.path, Secret::Password(PASSWORD)).is_ok());

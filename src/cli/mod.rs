@@ -1,6 +1,8 @@
 //! Command-line interface: clap definitions and one module per command.
 //! Each command is a thin adapter over the vault library.
 
+mod keyring;
+mod keys;
 mod mount;
 mod offline;
 mod password;
@@ -29,8 +31,64 @@ pub struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 pub struct PassArgs {
     /// Read the password from the first line of this file instead of the terminal
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "keyring"])]
     pub passfile: Option<PathBuf>,
+    /// Run this shell command and use the first line of its output as the password
+    #[arg(long, value_name = "CMD", conflicts_with = "keyring")]
+    pub extpass: Option<String>,
+    /// Use the password saved with `sealfs keyring save`
+    #[arg(long)]
+    pub keyring: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct NewPassArgs {
+    /// Read the new password from the first line of this file
+    #[arg(long, value_name = "FILE", conflicts_with = "new_extpass")]
+    pub new_passfile: Option<PathBuf>,
+    /// Run this shell command and use the first line of its output as the new password
+    #[arg(long, value_name = "CMD")]
+    pub new_extpass: Option<String>,
+    /// Argon2id memory cost of the new password slot in MiB (64..1024)
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub kdf_memory: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a password slot (another password that opens the vault)
+    Add {
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        new: NewPassArgs,
+        vault: PathBuf,
+    },
+    /// List the key slots: id, kind, KDF parameters (no password needed)
+    List { vault: PathBuf },
+    /// Remove a key slot (never the last password slot)
+    Remove {
+        #[command(flatten)]
+        pass: PassArgs,
+        vault: PathBuf,
+        slot: u16,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyringCommand {
+    /// Save the vault password in the system keyring (checked against the vault first)
+    Save {
+        #[command(flatten)]
+        pass: PassArgs,
+        vault: PathBuf,
+    },
+    /// Remove the vault password from the system keyring
+    Forget {
+        #[command(flatten)]
+        pass: PassArgs,
+        vault: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -45,6 +103,11 @@ pub enum Command {
         /// Plaintext chunk size in bytes (power of two, 4096..1048576)
         #[arg(long, value_name = "BYTES", default_value_t = crate::vault::DEFAULT_CHUNK_SIZE)]
         chunk_size: u32,
+        /// Keep every vault entry name within this many bytes (50..255), for
+        /// sync services with a shorter name limit; longer encrypted names are
+        /// stored hashed with a sidecar
+        #[arg(long, value_name = "N", default_value_t = crate::format::config::LONGNAME_DEFAULT)]
+        longname_max: u16,
         /// Write the recovery key to this file (mode 0600) instead of printing it
         #[arg(long, value_name = "OUT")]
         recovery_key_file: Option<PathBuf>,
@@ -102,21 +165,102 @@ pub enum Command {
     },
     /// Unmount and wait until all data is on disk
     Umount { mountpoint: PathBuf },
+    /// Change a password (the slot the old password opens, or --slot)
+    Passwd {
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        new: NewPassArgs,
+        /// The password slot to change
+        #[arg(long)]
+        slot: Option<u16>,
+        vault: PathBuf,
+    },
+    /// Manage password slots
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Unlock with the recovery key (or Shamir shares) and set a new password
+    Recover {
+        /// Read the recovery key from this file (as `init --recovery-key-file` wrote it, or as printed)
+        #[arg(long, value_name = "FILE", conflicts_with = "share_file")]
+        recovery_key_file: Option<PathBuf>,
+        /// A file holding one Shamir share (repeat for each share)
+        #[arg(long, value_name = "FILE")]
+        share_file: Vec<PathBuf>,
+        #[command(flatten)]
+        new: NewPassArgs,
+        /// The password slot to reset (default: the first)
+        #[arg(long)]
+        slot: Option<u16>,
+        vault: PathBuf,
+    },
+    /// Replace the recovery key, whole or as K-of-N Shamir shares
+    RecoveryKey {
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Make a new recovery key and print it
+        #[arg(long)]
+        regenerate: bool,
+        /// Make a new recovery key and print it as N shares
+        #[arg(long, value_name = "N", requires = "threshold")]
+        split: Option<u8>,
+        /// How many shares recover the key
+        #[arg(long, value_name = "K", requires = "split")]
+        threshold: Option<u8>,
+        /// Write each share to its own file in this directory instead of printing
+        #[arg(long, value_name = "DIR", requires = "split")]
+        out: Option<PathBuf>,
+        vault: PathBuf,
+    },
+    /// Rotate the master key: rewrap every file header (content untouched)
+    Rekey {
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Also renew every file key, name and directory ID (re-encrypts everything)
+        #[arg(long)]
+        full: bool,
+        vault: PathBuf,
+    },
+    /// Check every name, header, chunk, directory ID, symlink and attribute;
+    /// exit 0 clean, 1 repaired, 4 damage left, 8 could not check
+    Fsck {
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Move what fails authentication into /lost+found, salvaging the
+        /// readable chunks of damaged files (never deletes anything)
+        #[arg(long)]
+        repair: bool,
+        vault: PathBuf,
+    },
+    /// Keep the vault password in the system keyring
+    Keyring {
+        #[command(subcommand)]
+        command: KeyringCommand,
+    },
 }
 
 /// Runs the parsed command; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
+        Command::Fsck {
+            pass,
+            repair,
+            vault,
+        } => return keys::fsck(&pass, repair, &vault),
         Command::Init {
             pass,
             kdf_memory,
             chunk_size,
+            longname_max,
             recovery_key_file,
             vault,
         } => setup::init(
             &pass,
             kdf_memory,
             chunk_size,
+            longname_max,
             recovery_key_file.as_deref(),
             &vault,
         ),
@@ -148,6 +292,49 @@ pub fn run(cli: Cli) -> i32 {
             mount::mount(&a, log_file.as_deref())
         }
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
+        Command::Passwd {
+            pass,
+            new,
+            slot,
+            vault,
+        } => keys::passwd(&pass, &new, slot, &vault),
+        Command::Key { command } => match command {
+            KeyCommand::Add { pass, new, vault } => keys::key_add(&pass, &new, &vault),
+            KeyCommand::List { vault } => keys::key_list(&vault),
+            KeyCommand::Remove { pass, vault, slot } => keys::key_remove(&pass, slot, &vault),
+        },
+        Command::Recover {
+            recovery_key_file,
+            share_file,
+            new,
+            slot,
+            vault,
+        } => keys::recover(
+            recovery_key_file.as_deref(),
+            &share_file,
+            &new,
+            slot,
+            &vault,
+        ),
+        Command::RecoveryKey {
+            pass,
+            regenerate,
+            split,
+            threshold,
+            out,
+            vault,
+        } => keys::recovery_key(
+            &pass,
+            regenerate,
+            split.zip(threshold),
+            out.as_deref(),
+            &vault,
+        ),
+        Command::Rekey { pass, full, vault } => keys::rekey(&pass, full, &vault),
+        Command::Keyring { command } => match command {
+            KeyringCommand::Save { pass, vault } => keys::keyring_save(&pass, &vault),
+            KeyringCommand::Forget { pass: _, vault } => keys::keyring_forget(&vault),
+        },
     };
     match result {
         Ok(()) => 0,

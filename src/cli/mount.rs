@@ -341,9 +341,20 @@ pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
     Vault::info(a.vault)?;
     let mnt = check_mountpoint(a.mountpoint)?;
     let lock = lock_vault(a.vault)?;
-    let pw = password::existing(a.pass)?;
+    let pw = password::existing(a.pass, a.vault)?;
     let vault = Vault::unlock(a.vault, Secret::Password(&pw))?;
     drop(pw);
+    for c in crate::vault::config_conflicts(vault.root_fd()) {
+        eprintln!(
+            "sealfs: warning: {c} in the vault looks like a sync tool's conflict copy of \
+             sealfs.conf; sealfs uses sealfs.conf only (see `sealfs fsck`)"
+        );
+    }
+    if Vault::info(a.vault)?.state == crate::format::config::State::Rekeying {
+        eprintln!(
+            "sealfs: warning: a rekey of this vault is unfinished; run `sealfs rekey` when it is unmounted"
+        );
+    }
     raise_fd_limit();
     if a.foreground {
         let r = serve(&vault, &mnt, a, None);

@@ -10,7 +10,7 @@ use crate::{Error, Result};
 fn unlock(pass: &PassArgs, vault: &Path) -> Result<Vault> {
     // Check it is a vault before asking for a password.
     Vault::info(vault)?;
-    let pw = password::existing(pass)?;
+    let pw = password::existing(pass, vault)?;
     Vault::unlock(vault, Secret::Password(&pw))
 }
 

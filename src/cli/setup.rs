@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::{PassArgs, password};
-use crate::crypto::{KDF_FLOOR_MEMORY_KIB, KdfParams};
+use crate::crypto::KdfParams;
 use crate::vault::{CreateOptions, Vault, format_recovery_key};
 use crate::{Error, Result};
 
@@ -12,16 +12,19 @@ pub fn init(
     pass: &PassArgs,
     kdf_mib: u32,
     chunk_size: u32,
+    longname_max: u16,
     recovery_out: Option<&Path>,
     vault: &Path,
 ) -> Result<()> {
-    let memory_kib = kdf_mib.saturating_mul(1024);
-    if memory_kib < KDF_FLOOR_MEMORY_KIB {
-        return Err(Error::Config(format!(
-            "--kdf-memory must be at least {} MiB",
-            KDF_FLOOR_MEMORY_KIB / 1024
-        )));
-    }
+    let opts = CreateOptions {
+        kdf: KdfParams {
+            memory_kib: kdf_mib.saturating_mul(1024),
+            ..KdfParams::DEFAULT
+        },
+        chunk_size,
+        longname_max,
+    };
+    opts.check()?;
     if let Some(out) = recovery_out {
         if out.exists() {
             return Err(Error::Config(format!(
@@ -30,12 +33,12 @@ pub fn init(
             )));
         }
     }
-    let pw = password::new(pass)?;
-    let kdf = KdfParams {
-        memory_kib,
-        ..KdfParams::DEFAULT
-    };
-    let (_, rk) = Vault::create(vault, &pw, CreateOptions { kdf, chunk_size })?;
+    Vault::check_creatable(vault)?;
+    let pw = password::new(password::NewSource {
+        file: pass.passfile.as_ref(),
+        extpass: pass.extpass.as_deref(),
+    })?;
+    let (_, rk) = Vault::create(vault, &pw, opts)?;
     let shown = zeroize::Zeroizing::new(format_recovery_key(&rk));
     match recovery_out {
         Some(out) => {
@@ -64,32 +67,42 @@ pub fn init(
 }
 
 pub fn info(vault: &Path) -> Result<()> {
+    use crate::format::config::{SlotKind, State};
     let c = Vault::info(vault)?;
     println!(
         "format version:        {}",
         crate::format::config::CONFIG_VERSION
     );
+    println!("vault id:              {}", hex(&c.vault_id));
     println!("chunk size:            {} bytes", c.chunk_size);
+    println!("longest stored name:   {} bytes", c.longname_max);
     println!("master key generation: {}", c.generation);
-    println!(
-        "password KDF:          Argon2id, {} MiB, {} passes, {} lane(s)",
-        c.password.memory_kib / 1024,
-        c.password.passes,
-        c.password.lanes
-    );
-    println!(
-        "recovery key slot:     {}",
-        if c.recovery.is_some() {
-            "present"
-        } else {
-            "absent"
+    for s in &c.slots {
+        match &s.kind {
+            SlotKind::Password(p) => println!(
+                "key slot {}:            password, Argon2id {} MiB, {} passes, {} lane(s)",
+                s.id,
+                p.memory_kib / 1024,
+                p.passes,
+                p.lanes
+            ),
+            other => println!("key slot {}:            {}", s.id, other.name()),
         }
-    );
+    }
+    if c.state == State::Rekeying {
+        println!("rekey:                 in progress (run `sealfs rekey` again to finish)");
+    }
     if !c.retired.is_empty() {
+        let gens: Vec<String> = c.retired.iter().map(|r| r.generation.to_string()).collect();
         println!(
-            "rekey in progress:     {} older generation(s) still readable",
-            c.retired.len()
+            "older generations:     {} (still readable)",
+            gens.join(", ")
         );
     }
     Ok(())
+}
+
+/// Lower-case hex of `b`.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -1,6 +1,6 @@
 //! The vault config (`sealfs.conf` at the vault root): format version, chunk
-//! size, the key slots that wrap the master key, the MK-wrapped vault keys,
-//! any retired master-key generations, and a MAC under the master key.
+//! size, vault ID, name-length limit, the key-slot table, the MK-wrapped
+//! vault keys, retired master-key generations, and a MAC under the master key.
 //!
 //! ```text
 //! off  len  field (integers little-endian)
@@ -8,49 +8,66 @@
 //!   8    2  format version = 1
 //!  10    2  flags = 0 (any set bit is refused)
 //!  12    4  chunk size (plaintext bytes; power of two, 4 KiB..1 MiB)
-//!  16    4  current master-key generation
-//!  -- password slot --
-//!  20    1  kdf = 1 (Argon2id v1.3)
-//!  21    3  zero
-//!  24    4  Argon2 memory (KiB)
-//!  28    4  Argon2 passes
-//!  32    4  Argon2 lanes
-//!  36   16  salt
-//!  52   60  nonce(12) || AES-256-GCM-SIV(KEK, MK) || tag(16); aad = bytes 0..52
-//!  -- recovery slot --
-//! 112    1  present (0 or 1)
-//! 113    3  zero
-//! 116   60  nonce || AES-256-GCM-SIV(recovery KEK, MK) || tag; aad = bytes 0..20 || 112..116
-//!  -- vault keys (stable across rekey) --
-//! 176   92  nonce || AES-256-GCM-SIV(MK-derived wrap key, name key || dir-id key) || tag;
-//!           aad = bytes 0..20
-//!  -- retired master keys (present only while a rekey is in progress) --
-//! 268    2  count n (0..=8)
-//! 270 n*64  generation(4) || nonce || AES-256-GCM-SIV(MK-derived wrap key, old MK) || tag;
-//!           aad = bytes 0..20 || generation
-//!  -- end --
-//! 270+64n  32  BLAKE3-keyed(MK-derived config MAC key, all preceding bytes)
+//!  16    4  current master-key generation (new headers are wrapped with it)
+//!  20   16  vault ID (random at init; names the vault in keyrings, locks, logs)
+//!  36    2  longest vault entry name for an encrypted name (50..=255; longer ones are hashed)
+//!  38    1  state: 0 idle, 1 rekey in progress (other values refused)
+//!  39    1  zero
+//!  40    2  slot count s (1..=64)
+//!  42    2  retired-generation count r (0..=16)
+//!  44       s slots, each:
+//!             0   1  kind: 1 password, 2 recovery key; other kinds are kept and rewrapped, never opened
+//!             1   1  zero
+//!             2   2  slot id (stable; never reused while the slot exists)
+//!             4   2  length b of the kind's body
+//!             6  32  slot public key (X25519)
+//!            38  32  ephemeral public key
+//!            70  60  nonce || AES-256-GCM-SIV(wrap key, MK) || tag
+//!           130  32  key commitment
+//!           162   b  body. Password (b = 92): kdf = 1 (Argon2id v1.3), 3 zero, memory KiB,
+//!                    passes, lanes (u32 each), salt (16), nonce || AES-256-GCM-SIV(KEK,
+//!                    slot private key) || tag (60). Recovery (b = 0): the private key is
+//!                    derived from the recovery key.
+//!    .  92  nonce || AES-256-GCM-SIV(MK subkey, name key || dir-id key) || tag
+//!    . r*64 generation (4) || nonce || AES-256-GCM-SIV(MK subkey, that generation's MK) || tag
+//!    .  32  BLAKE3-keyed(MK subkey, every preceding byte)
 //! ```
+
+use crate::crypto::{SEALED_LEN, SealedKey};
 
 pub const CONFIG_FILE: &str = "sealfs.conf";
 pub const CONFIG_MAGIC: [u8; 8] = *b"SEALFSv\n";
 pub const CONFIG_VERSION: u16 = 1;
 pub const SALT_LEN: usize = 16;
+pub const VAULT_ID_LEN: usize = 16;
 /// nonce || wrapped 32-byte key || tag
-pub const WRAPPED_KEY_LEN: usize = 12 + 32 + 16;
+pub const WRAPPED_KEY_LEN: usize = SEALED_LEN;
 /// nonce || wrapped 64 bytes || tag
 pub const WRAPPED_VAULT_KEYS_LEN: usize = 12 + 64 + 16;
-pub const MAX_RETIRED: usize = 8;
+pub const MAX_SLOTS: usize = 64;
+pub const MAX_RETIRED: usize = 16;
 pub const MAC_LEN: usize = 32;
-
-const OFF_PASSWORD: usize = 20;
-const OFF_PW_WRAP: usize = 52;
-const OFF_RECOVERY: usize = 112;
-const OFF_VAULT_KEYS: usize = 176;
-const OFF_RETIRED: usize = 268;
-const FIXED_LEN: usize = 270;
-const RETIRED_ENTRY_LEN: usize = 4 + WRAPPED_KEY_LEN;
 pub const KDF_ARGON2ID: u8 = 1;
+pub const SLOT_PASSWORD: u8 = 1;
+pub const SLOT_RECOVERY: u8 = 2;
+/// Bounds and default of the longest encrypted entry name kept as is.
+pub const LONGNAME_MIN: u16 = 50;
+pub const LONGNAME_MAX: u16 = 255;
+pub const LONGNAME_DEFAULT: u16 = 200;
+
+const FIXED_LEN: usize = 44;
+#[cfg(test)]
+const SLOT_COMMON_LEN: usize = 162;
+const PASSWORD_BODY_LEN: usize = 92;
+#[cfg(test)]
+const RETIRED_ENTRY_LEN: usize = 4 + WRAPPED_KEY_LEN;
+
+/// What a config says about a rekey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Rekeying,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PasswordSlot {
@@ -58,7 +75,63 @@ pub struct PasswordSlot {
     pub passes: u32,
     pub lanes: u32,
     pub salt: [u8; SALT_LEN],
-    pub wrapped_mk: [u8; WRAPPED_KEY_LEN],
+    /// The slot's private key under the Argon2id KEK.
+    pub wrapped_secret: [u8; WRAPPED_KEY_LEN],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotKind {
+    Password(PasswordSlot),
+    Recovery,
+    /// A kind from a newer sealfs: kept byte-exactly, rewrapped by rekey.
+    Other {
+        kind: u8,
+        body: Vec<u8>,
+    },
+}
+
+impl SlotKind {
+    pub fn code(&self) -> u8 {
+        match self {
+            SlotKind::Password(_) => SLOT_PASSWORD,
+            SlotKind::Recovery => SLOT_RECOVERY,
+            SlotKind::Other { kind, .. } => *kind,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            SlotKind::Password(_) => "password".into(),
+            SlotKind::Recovery => "recovery".into(),
+            SlotKind::Other { kind, .. } => format!("kind {kind} (from a newer sealfs)"),
+        }
+    }
+
+    fn body(&self) -> Vec<u8> {
+        match self {
+            SlotKind::Password(p) => {
+                let mut b = Vec::with_capacity(PASSWORD_BODY_LEN);
+                b.extend_from_slice(&[KDF_ARGON2ID, 0, 0, 0]);
+                b.extend_from_slice(&p.memory_kib.to_le_bytes());
+                b.extend_from_slice(&p.passes.to_le_bytes());
+                b.extend_from_slice(&p.lanes.to_le_bytes());
+                b.extend_from_slice(&p.salt);
+                b.extend_from_slice(&p.wrapped_secret);
+                b
+            }
+            SlotKind::Recovery => Vec::new(),
+            SlotKind::Other { body, .. } => body.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub id: u16,
+    pub kind: SlotKind,
+    pub public: [u8; 32],
+    /// The master key sealed to `public`.
+    pub mk: SealedKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,8 +145,10 @@ pub struct RetiredKey {
 pub struct ConfigFile {
     pub chunk_size: u32,
     pub generation: u32,
-    pub password: PasswordSlot,
-    pub recovery: Option<[u8; WRAPPED_KEY_LEN]>,
+    pub vault_id: [u8; VAULT_ID_LEN],
+    pub longname_max: u16,
+    pub state: State,
+    pub slots: Vec<Slot>,
     pub vault_keys: [u8; WRAPPED_VAULT_KEYS_LEN],
     pub retired: Vec<RetiredKey>,
     pub mac: [u8; MAC_LEN],
@@ -85,6 +160,7 @@ pub enum ConfigError {
     Truncated,
     UnsupportedVersion(u16),
     UnknownFlags(u16),
+    UnknownState(u8),
     UnknownKdf(u8),
     Malformed(&'static str),
 }
@@ -101,6 +177,10 @@ impl std::fmt::Display for ConfigError {
             ConfigError::UnknownFlags(x) => {
                 write!(f, "config has unknown flags {x:#x}; upgrade sealfs")
             }
+            ConfigError::UnknownState(s) => write!(
+                f,
+                "config is in state {s}, written by a newer sealfs (for example a rekey --full in progress); upgrade sealfs"
+            ),
             ConfigError::UnknownKdf(k) => {
                 write!(f, "config names unknown key derivation function {k}")
             }
@@ -109,68 +189,148 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
+/// A bounds-checked little-endian reader.
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
 }
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ConfigError> {
+        let end = self.at.checked_add(n).ok_or(ConfigError::Truncated)?;
+        let s = self.b.get(self.at..end).ok_or(ConfigError::Truncated)?;
+        self.at = end;
+        Ok(s)
+    }
+    fn arr<const N: usize>(&mut self) -> Result<[u8; N], ConfigError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ConfigError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, ConfigError> {
+        Ok(u16::from_le_bytes(self.arr()?))
+    }
+    fn u32(&mut self) -> Result<u32, ConfigError> {
+        Ok(u32::from_le_bytes(self.arr()?))
+    }
 }
-fn arr<const N: usize>(b: &[u8], o: usize) -> [u8; N] {
-    let mut a = [0u8; N];
-    a.copy_from_slice(&b[o..o + N]);
-    a
+
+fn decode_password(body: &[u8]) -> Result<PasswordSlot, ConfigError> {
+    if body.len() != PASSWORD_BODY_LEN {
+        return Err(ConfigError::Malformed("password slot length"));
+    }
+    let mut r = Reader { b: body, at: 0 };
+    let kdf = r.u8()?;
+    if kdf != KDF_ARGON2ID {
+        return Err(ConfigError::UnknownKdf(kdf));
+    }
+    if r.take(3)? != [0; 3] {
+        return Err(ConfigError::Malformed("reserved bytes are not zero"));
+    }
+    Ok(PasswordSlot {
+        memory_kib: r.u32()?,
+        passes: r.u32()?,
+        lanes: r.u32()?,
+        salt: r.arr()?,
+        wrapped_secret: r.arr()?,
+    })
 }
 
 impl ConfigFile {
-    /// Bytes 0..20: what every wrap in the config binds as associated data.
-    pub fn prefix(&self) -> [u8; 20] {
-        let mut p = [0u8; 20];
-        p[..8].copy_from_slice(&CONFIG_MAGIC);
-        p[8..10].copy_from_slice(&CONFIG_VERSION.to_le_bytes());
-        p[12..16].copy_from_slice(&self.chunk_size.to_le_bytes());
-        p[16..20].copy_from_slice(&self.generation.to_le_bytes());
-        p
-    }
-
-    /// Associated data of the password slot's wrap: bytes 0..52.
-    pub fn password_aad(&self) -> Vec<u8> {
-        let mut a = self.prefix().to_vec();
-        a.push(KDF_ARGON2ID);
-        a.extend_from_slice(&[0; 3]);
-        a.extend_from_slice(&self.password.memory_kib.to_le_bytes());
-        a.extend_from_slice(&self.password.passes.to_le_bytes());
-        a.extend_from_slice(&self.password.lanes.to_le_bytes());
-        a.extend_from_slice(&self.password.salt);
+    /// What every MK-bound wrap in the config binds: magic, version, chunk
+    /// size, generation and vault ID.
+    pub fn core(&self) -> Vec<u8> {
+        let mut a = Vec::with_capacity(34);
+        a.extend_from_slice(&CONFIG_MAGIC);
+        a.extend_from_slice(&CONFIG_VERSION.to_le_bytes());
+        a.extend_from_slice(&self.chunk_size.to_le_bytes());
+        a.extend_from_slice(&self.generation.to_le_bytes());
+        a.extend_from_slice(&self.vault_id);
         a
     }
 
-    /// Associated data of the recovery slot's wrap.
-    pub fn recovery_aad(&self) -> Vec<u8> {
-        let mut a = self.prefix().to_vec();
-        a.extend_from_slice(&[1, 0, 0, 0]);
+    /// Associated data of the MK sealed to a slot.
+    pub fn slot_aad(&self, id: u16, kind: u8, public: &[u8; 32]) -> Vec<u8> {
+        let mut a = self.core();
+        a.extend_from_slice(b"slot");
+        a.push(kind);
+        a.extend_from_slice(&id.to_le_bytes());
+        a.extend_from_slice(public);
+        a
+    }
+
+    /// Associated data of a password slot's private-key wrap. It leaves out
+    /// the generation, so `rekey` can keep the slot without its password.
+    pub fn password_aad(&self, id: u16, p: &PasswordSlot, public: &[u8; 32]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&CONFIG_MAGIC);
+        a.extend_from_slice(&CONFIG_VERSION.to_le_bytes());
+        a.extend_from_slice(&self.vault_id);
+        a.extend_from_slice(&id.to_le_bytes());
+        let body = SlotKind::Password(p.clone()).body();
+        a.extend_from_slice(&body[..PASSWORD_BODY_LEN - WRAPPED_KEY_LEN]);
+        a.extend_from_slice(public);
+        a
+    }
+
+    /// Associated data of the vault keys' wrap.
+    pub fn vault_keys_aad(&self) -> Vec<u8> {
+        let mut a = self.core();
+        a.extend_from_slice(b"vault keys");
         a
     }
 
     /// Associated data of a retired key's wrap.
     pub fn retired_aad(&self, generation: u32) -> Vec<u8> {
-        let mut a = self.prefix().to_vec();
+        let mut a = self.core();
+        a.extend_from_slice(b"retired");
         a.extend_from_slice(&generation.to_le_bytes());
         a
     }
 
+    /// The slot with this id.
+    pub fn slot(&self, id: u16) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.id == id)
+    }
+
+    /// An id no slot has.
+    pub fn next_slot_id(&self) -> u16 {
+        self.slots.iter().map(|s| s.id).max().map_or(0, |m| m + 1)
+    }
+
     /// Everything the MAC covers.
     pub fn mac_input(&self) -> Vec<u8> {
-        let mut b = self.password_aad();
-        b.extend_from_slice(&self.password.wrapped_mk);
-        match &self.recovery {
-            Some(w) => {
-                b.extend_from_slice(&[1, 0, 0, 0]);
-                b.extend_from_slice(w);
-            }
-            None => b.extend_from_slice(&[0u8; 4 + WRAPPED_KEY_LEN]),
+        let mut b = Vec::with_capacity(512);
+        b.extend_from_slice(&CONFIG_MAGIC);
+        b.extend_from_slice(&CONFIG_VERSION.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&self.chunk_size.to_le_bytes());
+        b.extend_from_slice(&self.generation.to_le_bytes());
+        b.extend_from_slice(&self.vault_id);
+        b.extend_from_slice(&self.longname_max.to_le_bytes());
+        b.push(match self.state {
+            State::Idle => 0,
+            State::Rekeying => 1,
+        });
+        b.push(0);
+        b.extend_from_slice(&(self.slots.len() as u16).to_le_bytes());
+        b.extend_from_slice(&(self.retired.len() as u16).to_le_bytes());
+        for s in &self.slots {
+            let body = s.kind.body();
+            b.push(s.kind.code());
+            b.push(0);
+            b.extend_from_slice(&s.id.to_le_bytes());
+            b.extend_from_slice(&(body.len() as u16).to_le_bytes());
+            b.extend_from_slice(&s.public);
+            b.extend_from_slice(&s.mk.ephemeral);
+            b.extend_from_slice(&s.mk.sealed);
+            b.extend_from_slice(&s.mk.commitment);
+            b.extend_from_slice(&body);
         }
         b.extend_from_slice(&self.vault_keys);
-        b.extend_from_slice(&(self.retired.len() as u16).to_le_bytes());
         for r in &self.retired {
             b.extend_from_slice(&r.generation.to_le_bytes());
             b.extend_from_slice(&r.wrapped_mk);
@@ -188,67 +348,101 @@ impl ConfigFile {
         if b.len() < 8 || b[..8] != CONFIG_MAGIC {
             return Err(ConfigError::NotSealfs);
         }
-        if b.len() < 12 {
-            return Err(ConfigError::Truncated);
-        }
-        let version = u16_at(b, 8);
+        let mut r = Reader { b, at: 8 };
+        let version = r.u16()?;
         if version != CONFIG_VERSION {
             return Err(ConfigError::UnsupportedVersion(version));
         }
-        let flags = u16_at(b, 10);
+        let flags = r.u16()?;
         if flags != 0 {
             return Err(ConfigError::UnknownFlags(flags));
         }
-        if b.len() < FIXED_LEN + MAC_LEN {
+        if b.len() < FIXED_LEN {
             return Err(ConfigError::Truncated);
         }
-        if b[OFF_PASSWORD] != KDF_ARGON2ID {
-            return Err(ConfigError::UnknownKdf(b[OFF_PASSWORD]));
+        let chunk_size = r.u32()?;
+        let generation = r.u32()?;
+        let vault_id = r.arr()?;
+        let longname_max = r.u16()?;
+        if !(LONGNAME_MIN..=LONGNAME_MAX).contains(&longname_max) {
+            return Err(ConfigError::Malformed("name length limit out of range"));
         }
-        if b[OFF_PASSWORD + 1..OFF_PASSWORD + 4] != [0; 3]
-            || b[OFF_RECOVERY + 1..OFF_RECOVERY + 4] != [0; 3]
-        {
+        let state = match r.u8()? {
+            0 => State::Idle,
+            1 => State::Rekeying,
+            s => return Err(ConfigError::UnknownState(s)),
+        };
+        if r.u8()? != 0 {
             return Err(ConfigError::Malformed("reserved bytes are not zero"));
         }
-        let recovery = match b[OFF_RECOVERY] {
-            0 => None,
-            1 => Some(arr(b, OFF_RECOVERY + 4)),
-            _ => return Err(ConfigError::Malformed("recovery slot marker")),
-        };
-        let n = usize::from(u16_at(b, OFF_RETIRED));
-        if n > MAX_RETIRED {
+        let nslots = usize::from(r.u16()?);
+        let nretired = usize::from(r.u16()?);
+        if nslots == 0 || nslots > MAX_SLOTS {
+            return Err(ConfigError::Malformed("slot count"));
+        }
+        if nretired > MAX_RETIRED {
             return Err(ConfigError::Malformed("too many retired keys"));
         }
-        let total = FIXED_LEN + n * RETIRED_ENTRY_LEN + MAC_LEN;
-        if b.len() < total {
-            return Err(ConfigError::Truncated);
+        let mut slots: Vec<Slot> = Vec::with_capacity(nslots);
+        for _ in 0..nslots {
+            let kind = r.u8()?;
+            if r.u8()? != 0 {
+                return Err(ConfigError::Malformed("reserved bytes are not zero"));
+            }
+            let id = r.u16()?;
+            let body_len = usize::from(r.u16()?);
+            let public = r.arr()?;
+            let mk = SealedKey {
+                ephemeral: r.arr()?,
+                sealed: r.arr()?,
+                commitment: r.arr()?,
+            };
+            let body = r.take(body_len)?;
+            let kind = match kind {
+                SLOT_PASSWORD => SlotKind::Password(decode_password(body)?),
+                SLOT_RECOVERY if body.is_empty() => SlotKind::Recovery,
+                SLOT_RECOVERY => return Err(ConfigError::Malformed("recovery slot length")),
+                0 => return Err(ConfigError::Malformed("slot kind 0")),
+                k => SlotKind::Other {
+                    kind: k,
+                    body: body.to_vec(),
+                },
+            };
+            if slots.iter().any(|s| s.id == id) {
+                return Err(ConfigError::Malformed("two slots with one id"));
+            }
+            if kind == SlotKind::Recovery && slots.iter().any(|s| s.kind == SlotKind::Recovery) {
+                return Err(ConfigError::Malformed("two recovery slots"));
+            }
+            slots.push(Slot {
+                id,
+                kind,
+                public,
+                mk,
+            });
         }
-        if b.len() > total {
+        let vault_keys = r.arr()?;
+        let mut retired = Vec::with_capacity(nretired);
+        for _ in 0..nretired {
+            retired.push(RetiredKey {
+                generation: r.u32()?,
+                wrapped_mk: r.arr()?,
+            });
+        }
+        let mac = r.arr()?;
+        if r.at != b.len() {
             return Err(ConfigError::Malformed("trailing bytes"));
         }
-        let retired = (0..n)
-            .map(|i| {
-                let o = FIXED_LEN + i * RETIRED_ENTRY_LEN;
-                RetiredKey {
-                    generation: u32_at(b, o),
-                    wrapped_mk: arr(b, o + 4),
-                }
-            })
-            .collect();
         Ok(ConfigFile {
-            chunk_size: u32_at(b, 12),
-            generation: u32_at(b, 16),
-            password: PasswordSlot {
-                memory_kib: u32_at(b, 24),
-                passes: u32_at(b, 28),
-                lanes: u32_at(b, 32),
-                salt: arr(b, 36),
-                wrapped_mk: arr(b, OFF_PW_WRAP),
-            },
-            recovery,
-            vault_keys: arr(b, OFF_VAULT_KEYS),
+            chunk_size,
+            generation,
+            vault_id,
+            longname_max,
+            state,
+            slots,
+            vault_keys,
             retired,
-            mac: arr(b, total - MAC_LEN),
+            mac,
         })
     }
 }
@@ -257,18 +451,50 @@ impl ConfigFile {
 mod tests {
     use super::*;
 
+    fn sealed(x: u8) -> SealedKey {
+        SealedKey {
+            ephemeral: [x; 32],
+            sealed: [x + 1; WRAPPED_KEY_LEN],
+            commitment: [x + 2; 32],
+        }
+    }
+
     fn sample() -> ConfigFile {
         ConfigFile {
             chunk_size: 4096,
             generation: 3,
-            password: PasswordSlot {
-                memory_kib: 65536,
-                passes: 3,
-                lanes: 1,
-                salt: [1; SALT_LEN],
-                wrapped_mk: [2; WRAPPED_KEY_LEN],
-            },
-            recovery: Some([3; WRAPPED_KEY_LEN]),
+            vault_id: [8; VAULT_ID_LEN],
+            longname_max: LONGNAME_DEFAULT,
+            state: State::Rekeying,
+            slots: vec![
+                Slot {
+                    id: 0,
+                    kind: SlotKind::Password(PasswordSlot {
+                        memory_kib: 65536,
+                        passes: 3,
+                        lanes: 1,
+                        salt: [1; SALT_LEN],
+                        wrapped_secret: [2; WRAPPED_KEY_LEN],
+                    }),
+                    public: [9; 32],
+                    mk: sealed(10),
+                },
+                Slot {
+                    id: 1,
+                    kind: SlotKind::Recovery,
+                    public: [20; 32],
+                    mk: sealed(21),
+                },
+                Slot {
+                    id: 5,
+                    kind: SlotKind::Other {
+                        kind: 77,
+                        body: vec![1, 2, 3],
+                    },
+                    public: [30; 32],
+                    mk: sealed(31),
+                },
+            ],
             vault_keys: [4; WRAPPED_VAULT_KEYS_LEN],
             retired: vec![RetiredKey {
                 generation: 2,
@@ -279,16 +505,24 @@ mod tests {
     }
 
     #[test]
-    fn layout_offsets_match_the_spec() {
+    fn layout_matches_the_spec_and_roundtrips() {
         let c = sample();
         let b = c.encode();
-        assert_eq!(b.len(), FIXED_LEN + RETIRED_ENTRY_LEN + MAC_LEN);
-        assert_eq!(&b[OFF_PW_WRAP..OFF_PW_WRAP + 4], &[2; 4]);
-        assert_eq!(b[OFF_RECOVERY], 1);
-        assert_eq!(&b[OFF_RECOVERY + 4..OFF_RECOVERY + 8], &[3; 4]);
-        assert_eq!(&b[OFF_VAULT_KEYS..OFF_VAULT_KEYS + 4], &[4; 4]);
-        assert_eq!(u16_at(&b, OFF_RETIRED), 1);
-        assert_eq!(c.password_aad().len(), OFF_PW_WRAP);
+        assert_eq!(
+            b.len(),
+            FIXED_LEN
+                + 3 * SLOT_COMMON_LEN
+                + PASSWORD_BODY_LEN
+                + 3
+                + WRAPPED_VAULT_KEYS_LEN
+                + RETIRED_ENTRY_LEN
+                + MAC_LEN
+        );
+        assert_eq!(&b[20..36], &[8; 16]);
+        assert_eq!(b[38], 1);
+        assert_eq!(b[FIXED_LEN], SLOT_PASSWORD);
+        assert_eq!(&b[FIXED_LEN + 6..FIXED_LEN + 8], &[9, 9]);
+        assert_eq!(c.next_slot_id(), 6);
         assert_eq!(ConfigFile::decode(&b).unwrap(), c);
     }
 
@@ -306,6 +540,14 @@ mod tests {
         let mut f = b.clone();
         f[10] = 1;
         assert_eq!(ConfigFile::decode(&f), Err(ConfigError::UnknownFlags(1)));
+        let mut s = b.clone();
+        s[38] = 2;
+        assert_eq!(ConfigFile::decode(&s), Err(ConfigError::UnknownState(2)));
+        let mut n = b.clone();
+        n[40] = 0;
+        assert!(ConfigFile::decode(&n).is_err());
+        n[40] = 200;
+        assert!(ConfigFile::decode(&n).is_err());
         let mut t = b.clone();
         t.push(0);
         assert!(ConfigFile::decode(&t).is_err());

@@ -8,3 +8,4 @@ pub mod config;
 pub mod dirid;
 pub mod header;
 pub mod names;
+pub mod shares;

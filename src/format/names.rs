@@ -10,16 +10,34 @@
 //! reveals only whether two names in one directory are equal, which the
 //! directory listing reveals anyway.
 //!
-//! Encodings longer than `MAX_SHORT_NAME` bytes are stored as
-//! `~` || base64url(BLAKE3(encoding)) with the full encoding in a sidecar file
-//! of the same name plus `.name`. The threshold leaves 55 bytes of the 255-byte
-//! name limit for the suffixes sync tools add to conflict copies.
+//! Encodings longer than the vault's name limit (`longname_max` in the config,
+//! 200 bytes by default) are stored as `~` || base64url(BLAKE3(encoding)) with
+//! the full encoding in a sidecar file of the same name plus `.name`. The
+//! default leaves 55 bytes of the 255-byte name limit for the suffixes sync
+//! tools add to conflict copies.
+//!
+//! A decrypted name must be a valid file name (1..=255 bytes, no `/` or NUL,
+//! not `.` or `..`); one that is not is treated like a foreign entry.
+//!
+//! Extended-attribute names are sealed the same way under their own subkey,
+//! so an attribute name's ciphertext never decrypts as a file name.
+//!
+//! Symlink targets and extended-attribute values are padded (a 0x80 byte, then
+//! zeros, to a multiple of 16) and sealed with a random nonce, so their exact
+//! lengths do not show. A target whose encoding is longer than
+//! `MAX_INLINE_TARGET` is stored in `.sealfs.links/<base64url(BLAKE3(sealed))>`
+//! at the vault root, and the vault symlink points to `~<that hash>`.
 
 use super::base64url;
 use super::dirid::{DIRID_FILE, DirId};
 use crate::crypto::{Cipher, NONCE_LEN, SecretKey, TAG_LEN};
 
-pub const MAX_SHORT_NAME: usize = 200;
+/// Longest target encoding stored in the vault symlink itself.
+pub const MAX_INLINE_TARGET: usize = 1024;
+/// Longest plaintext symlink target (PATH_MAX - 1).
+pub const MAX_TARGET: usize = 4095;
+/// Where long symlink targets live (a directory at the vault root).
+pub const LINKS_DIR: &str = ".sealfs.links";
 pub const LONG_PREFIX: &str = "~";
 pub const SIDECAR_SUFFIX: &str = ".name";
 /// Prefix of the transient names sealfs uses inside the vault (atomic mkdir).
@@ -27,6 +45,7 @@ pub const TEMP_PREFIX: &str = ".sealfs.tmp.";
 /// Longest plaintext name accepted (NAME_MAX).
 pub const MAX_PLAIN_NAME: usize = 255;
 const NAME_AAD: &[u8] = b"sealfs name v1";
+const XATTR_NAME_AAD: &[u8] = b"sealfs xattr name v1";
 const SYMLINK_AAD: &[u8] = b"sealfs symlink v1";
 
 /// Files sync services keep in a folder; hidden from the plaintext view and never touched.
@@ -66,7 +85,10 @@ pub fn classify(name: &[u8], at_root: bool) -> VaultEntry<'_> {
     let Ok(s) = std::str::from_utf8(name) else {
         return VaultEntry::Foreign;
     };
-    if s == DIRID_FILE || s.starts_with(TEMP_PREFIX) || (at_root && s.starts_with("sealfs.conf")) {
+    if s == DIRID_FILE
+        || s.starts_with(TEMP_PREFIX)
+        || (at_root && (s == LINKS_DIR || is_config_name(s)))
+    {
         return VaultEntry::Internal;
     }
     if SYNC_TOOL_NAMES.contains(&s)
@@ -87,10 +109,63 @@ pub fn classify(name: &[u8], at_root: bool) -> VaultEntry<'_> {
         }
         return VaultEntry::Foreign;
     }
-    if s.len() >= 43 && s.len() <= MAX_SHORT_NAME && s.bytes().all(base64url::is_alphabet) {
+    if s.len() >= 43 && s.bytes().all(base64url::is_alphabet) {
         return VaultEntry::Short(s);
     }
     VaultEntry::Foreign
+}
+
+/// The config and the copies of it that sealfs or a sync tool makes at the
+/// vault root: `sealfs.conf`, its temporary files, and conflict copies such
+/// as `sealfs.sync-conflict-….conf` or `sealfs (… conflicted copy …).conf`.
+pub fn is_config_name(s: &str) -> bool {
+    s.starts_with("sealfs.conf") || (s.starts_with("sealfs") && s.ends_with(".conf"))
+}
+
+/// Pads to a multiple of 16: a 0x80 byte, then zeros (ISO/IEC 7816-4).
+fn pad(data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity((data.len() / 16 + 1) * 16);
+    v.extend_from_slice(data);
+    v.push(0x80);
+    v.resize(v.len().div_ceil(16) * 16, 0);
+    v
+}
+
+/// Reverses `pad`; `None` if the padding is not canonical.
+fn unpad(mut v: Vec<u8>) -> Option<Vec<u8>> {
+    if v.is_empty() || v.len() % 16 != 0 {
+        return None;
+    }
+    let mark = v.iter().rposition(|&b| b != 0)?;
+    if v[mark] != 0x80 || v.len() - mark > 16 {
+        return None;
+    }
+    v.truncate(mark);
+    Some(v)
+}
+
+/// How a vault symlink's own target refers to the sealed target.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TargetRef<'a> {
+    /// base64url of the sealed target.
+    Inline(&'a [u8]),
+    /// The name of the file in `LINKS_DIR` that holds the sealed target.
+    Stored(&'a str),
+}
+
+/// Reads a vault symlink's own target.
+pub fn target_ref(raw: &[u8]) -> TargetRef<'_> {
+    match raw.strip_prefix(LONG_PREFIX.as_bytes()) {
+        Some(h) if h.len() == 43 && h.iter().all(|&c| base64url::is_alphabet(c)) => {
+            TargetRef::Stored(std::str::from_utf8(h).unwrap_or_default())
+        }
+        _ => TargetRef::Inline(raw),
+    }
+}
+
+/// The store file name for a sealed long target.
+pub fn stored_target_name(sealed: &[u8]) -> String {
+    base64url::encode(blake3::hash(sealed).as_bytes())
 }
 
 /// The on-disk form of one encrypted name.
@@ -147,21 +222,27 @@ pub fn valid_plain_name(name: &[u8]) -> Result<(), i32> {
 pub struct NameCodec {
     names: Cipher,
     nonce_key: SecretKey,
+    xattr_names: Cipher,
     symlinks: Cipher,
     xattr_values: Cipher,
+    longname_max: usize,
 }
 
-/// The pseudo directory ID under which extended-attribute names are encrypted.
-pub const XATTR_NAMESPACE: DirId = DirId(*b"sealfs extended attribute names!");
+/// The pseudo directory ID that enters extended-attribute name encryption
+/// (under its own key, so it never meets a file name's).
+const XATTR_NAMESPACE: DirId = DirId(*b"sealfs extended attribute names!");
 
 impl NameCodec {
-    /// Builds the codec from the vault's name key (random, wrapped in the config).
-    pub fn new(name_key: &SecretKey) -> Self {
+    /// Builds the codec from the vault's name key (random, wrapped in the
+    /// config) and its name length limit.
+    pub fn new(name_key: &SecretKey, longname_max: usize) -> Self {
         NameCodec {
             names: Cipher::new(&name_key.derive("sealfs v1 name encryption")),
             nonce_key: name_key.derive("sealfs v1 name nonce"),
+            xattr_names: Cipher::new(&name_key.derive("sealfs v1 xattr name encryption")),
             symlinks: Cipher::new(&name_key.derive("sealfs v1 symlink target")),
             xattr_values: Cipher::new(&name_key.derive("sealfs v1 xattr value")),
+            longname_max,
         }
     }
 
@@ -172,49 +253,38 @@ impl NameCodec {
         n
     }
 
-    fn aad(dir: &DirId) -> [u8; 46] {
-        let mut a = [0u8; 46];
-        a[..14].copy_from_slice(NAME_AAD);
-        a[14..].copy_from_slice(&dir.0);
+    fn aad(label: &[u8], dir: &DirId) -> Vec<u8> {
+        let mut a = label.to_vec();
+        a.extend_from_slice(&dir.0);
         a
     }
 
-    /// The base64url encoding of a name in directory `dir` (before long-name hashing).
-    pub fn encode(&self, dir: &DirId, name: &[u8]) -> std::io::Result<String> {
+    fn seal_name(
+        &self,
+        c: &Cipher,
+        label: &[u8],
+        dir: &DirId,
+        name: &[u8],
+    ) -> std::io::Result<String> {
         let padded = name.len().div_ceil(16).max(1) * 16;
         let mut buf = vec![0u8; padded + TAG_LEN];
         buf[..name.len()].copy_from_slice(name);
         let tag =
-            self.names
-                .seal_with_nonce(&self.nonce(dir), &Self::aad(dir), &mut buf[..padded])?;
+            c.seal_with_nonce(&self.nonce(dir), &Self::aad(label, dir), &mut buf[..padded])?;
         buf[padded..].copy_from_slice(&tag);
         Ok(base64url::encode(&buf))
     }
 
-    /// The on-disk name for `name` in `dir`.
-    pub fn disk_name(&self, dir: &DirId, name: &[u8]) -> std::io::Result<DiskName> {
-        let full = self.encode(dir, name)?;
-        Ok(if full.len() <= MAX_SHORT_NAME {
-            DiskName::Short(full)
-        } else {
-            DiskName::Long {
-                hashed: hashed_long_name(&full),
-                full,
-            }
-        })
-    }
-
-    /// Decrypts a full encoding; `None` if it is not a name of this directory.
-    pub fn decode(&self, dir: &DirId, encoded: &[u8]) -> Option<Vec<u8>> {
+    fn open_name(&self, c: &Cipher, label: &[u8], dir: &DirId, encoded: &[u8]) -> Option<Vec<u8>> {
         let raw = base64url::decode(encoded)?;
         if raw.len() < 16 + TAG_LEN || (raw.len() - TAG_LEN) % 16 != 0 {
             return None;
         }
         let (body, tag) = raw.split_at(raw.len() - TAG_LEN);
         let mut buf = body.to_vec();
-        if !self.names.open(
+        if !c.open(
             &self.nonce(dir),
-            &Self::aad(dir),
+            &Self::aad(label, dir),
             &mut buf,
             tag.try_into().ok()?,
         ) {
@@ -229,27 +299,60 @@ impl NameCodec {
         Some(buf)
     }
 
-    /// Encrypts a symlink target (random nonce) into a base64url string.
-    pub fn encrypt_target(&self, target: &[u8]) -> std::io::Result<String> {
-        Ok(base64url::encode(
-            &self.symlinks.seal_detached(SYMLINK_AAD, target)?,
-        ))
+    /// The base64url encoding of a name in directory `dir` (before long-name hashing).
+    pub fn encode(&self, dir: &DirId, name: &[u8]) -> std::io::Result<String> {
+        self.seal_name(&self.names, NAME_AAD, dir, name)
     }
 
-    /// Decrypts a stored symlink target.
-    pub fn decrypt_target(&self, stored: &[u8]) -> Option<Vec<u8>> {
-        self.symlinks
-            .open_detached(SYMLINK_AAD, &base64url::decode(stored)?)
+    /// The encoding of an extended-attribute name.
+    pub fn encode_xattr_name(&self, name: &[u8]) -> std::io::Result<String> {
+        self.seal_name(&self.xattr_names, XATTR_NAME_AAD, &XATTR_NAMESPACE, name)
     }
 
-    /// Seals an extended-attribute value, bound to its (encrypted) name.
+    /// Decrypts an extended-attribute name's encoding.
+    pub fn decode_xattr_name(&self, encoded: &[u8]) -> Option<Vec<u8>> {
+        self.open_name(&self.xattr_names, XATTR_NAME_AAD, &XATTR_NAMESPACE, encoded)
+    }
+
+    /// The on-disk name for `name` in `dir`.
+    pub fn disk_name(&self, dir: &DirId, name: &[u8]) -> std::io::Result<DiskName> {
+        let full = self.encode(dir, name)?;
+        Ok(if full.len() <= self.longname_max {
+            DiskName::Short(full)
+        } else {
+            DiskName::Long {
+                hashed: hashed_long_name(&full),
+                full,
+            }
+        })
+    }
+
+    /// Decrypts a full encoding; `None` if it is not a valid name of this directory.
+    pub fn decode(&self, dir: &DirId, encoded: &[u8]) -> Option<Vec<u8>> {
+        let name = self.open_name(&self.names, NAME_AAD, dir, encoded)?;
+        valid_plain_name(&name).ok()?;
+        Some(name)
+    }
+
+    /// Seals a symlink target (padded, random nonce).
+    pub fn seal_target(&self, target: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.symlinks.seal_detached(SYMLINK_AAD, &pad(target))
+    }
+
+    /// Opens a sealed symlink target; `None` unless authentic and valid.
+    pub fn open_target(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        let t = unpad(self.symlinks.open_detached(SYMLINK_AAD, sealed)?)?;
+        (!t.is_empty() && t.len() <= MAX_TARGET && !t.contains(&0)).then_some(t)
+    }
+
+    /// Seals an extended-attribute value (padded), bound to its encrypted name.
     pub fn seal_xattr(&self, enc_name: &[u8], value: &[u8]) -> std::io::Result<Vec<u8>> {
-        self.xattr_values.seal_detached(enc_name, value)
+        self.xattr_values.seal_detached(enc_name, &pad(value))
     }
 
     /// Opens an extended-attribute value sealed by `seal_xattr`.
     pub fn open_xattr(&self, enc_name: &[u8], raw: &[u8]) -> Option<Vec<u8>> {
-        self.xattr_values.open_detached(enc_name, raw)
+        unpad(self.xattr_values.open_detached(enc_name, raw)?)
     }
 }
 
@@ -258,7 +361,7 @@ mod tests {
     use super::*;
 
     fn codec() -> NameCodec {
-        NameCodec::new(&SecretKey::from_slice(&[9; 32]).unwrap())
+        NameCodec::new(&SecretKey::from_slice(&[9; 32]).unwrap(), 200)
     }
 
     #[test]
@@ -280,7 +383,7 @@ mod tests {
         for len in 1..=255usize {
             let n: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
             let dn = c.disk_name(&d, &n).unwrap();
-            assert!(dn.entry().len() <= MAX_SHORT_NAME);
+            assert!(dn.entry().len() <= 200);
             let full = match &dn {
                 DiskName::Short(s) => s.clone(),
                 DiskName::Long { hashed, full } => {
@@ -305,13 +408,69 @@ mod tests {
     }
 
     #[test]
-    fn symlink_targets_roundtrip_and_reject_tamper() {
+    fn symlink_targets_roundtrip_padded_and_reject_tamper() {
         let c = codec();
-        let s = c.encrypt_target(b"../some/where").unwrap();
-        assert_eq!(c.decrypt_target(s.as_bytes()).unwrap(), b"../some/where");
-        let mut t = s.into_bytes();
-        t[20] = if t[20] == b'A' { b'B' } else { b'A' };
-        assert!(c.decrypt_target(&t).is_none());
+        let s = c.seal_target(b"../some/where").unwrap();
+        assert_eq!(c.open_target(&s).unwrap(), b"../some/where");
+        // 13 and 15 bytes seal to the same length.
+        assert_eq!(c.seal_target(b"abcdefghijklm").unwrap().len(), s.len());
+        assert_eq!(c.seal_target(b"abcdefghijklmno").unwrap().len(), s.len());
+        let mut t = s.clone();
+        t[20] ^= 1;
+        assert!(c.open_target(&t).is_none());
+        let long = vec![b'x'; MAX_TARGET];
+        assert_eq!(c.open_target(&c.seal_target(&long).unwrap()).unwrap(), long);
+    }
+
+    #[test]
+    fn padding_is_canonical_and_values_keep_nuls() {
+        for len in 0..40 {
+            let v: Vec<u8> = (0..len).map(|i| (i % 3) as u8).collect();
+            let p = pad(&v);
+            assert_eq!(p.len() % 16, 0);
+            assert_eq!(unpad(p).unwrap(), v);
+        }
+        assert!(unpad(vec![0; 16]).is_none());
+        assert!(unpad(vec![1; 16]).is_none());
+        let c = codec();
+        let v = c.seal_xattr(b"n", b"a\0b\0").unwrap();
+        assert_eq!(c.open_xattr(b"n", &v).unwrap(), b"a\0b\0");
+        assert!(c.open_xattr(b"m", &v).is_none());
+    }
+
+    #[test]
+    fn attribute_names_never_decrypt_as_file_names() {
+        let c = codec();
+        let e = c.encode_xattr_name(b"user.test").unwrap();
+        assert_eq!(c.decode_xattr_name(e.as_bytes()).unwrap(), b"user.test");
+        assert!(c.decode(&XATTR_NAMESPACE, e.as_bytes()).is_none());
+        let f = c.encode(&XATTR_NAMESPACE, b"user.test").unwrap();
+        assert!(c.decode_xattr_name(f.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn invalid_decrypted_names_are_refused() {
+        let c = codec();
+        let d = DirId([4; 32]);
+        for bad in [&b".."[..], b".", b"a/b"] {
+            let e = c.encode(&d, bad).unwrap();
+            assert!(c.decode(&d, e.as_bytes()).is_none());
+        }
+    }
+
+    #[test]
+    fn target_refs() {
+        let h = stored_target_name(b"x");
+        let link = format!("~{h}");
+        assert_eq!(target_ref(link.as_bytes()), TargetRef::Stored(&h));
+        assert_eq!(target_ref(b"abc"), TargetRef::Inline(b"abc"));
+        assert!(is_config_name(
+            "sealfs.sync-conflict-20261130-101500-ABCDEFG.conf"
+        ));
+        assert!(is_config_name(
+            "sealfs (Alice's conflicted copy 2026-11-30).conf"
+        ));
+        assert!(!is_config_name("notes.conf"));
     }
 
     #[test]

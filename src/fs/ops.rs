@@ -238,7 +238,7 @@ impl SealFs {
             self.verify(node, &st, stamp)?;
             Ok(Arc::new(fd))
         })?;
-        let id = Dir::read_id(fd.as_fd(), &node.label())?;
+        let id = Dir::read_id(fd.as_fd(), &self.keys, &node.label())?;
         match node.dir_id.get() {
             Some(known) if **known != id => return Err(stale()),
             Some(_) => {}
@@ -259,7 +259,7 @@ impl SealFs {
         } else {
             match node.dir_id.get() {
                 Some(id) => (**id, false),
-                None => (Dir::read_id(fd.as_fd(), &node.label())?, false),
+                None => (Dir::read_id(fd.as_fd(), &self.keys, &node.label())?, false),
             }
         };
         Ok(Dir::view(fd, id, self.keys.clone(), is_root, node.clone()))
@@ -405,8 +405,7 @@ impl SealFs {
                     };
                     let n = self
                         .keys
-                        .names
-                        .decrypt_target(&raw)
+                        .read_target(&raw)
                         .map(|t| t.len() as u64)
                         .unwrap_or(0);
                     node.symlink_len.store(n, Ordering::Relaxed);
@@ -559,7 +558,7 @@ impl SealFs {
             return Err(Error::errno(libc::EINVAL));
         }
         let raw = sys::readlinkat(self.path_fd(&node)?.as_fd(), b"")?;
-        self.keys.names.decrypt_target(&raw).ok_or_else(|| {
+        self.keys.read_target(&raw).ok_or_else(|| {
             let l = node.label();
             log::error!("symlink target failed authentication: {l}");
             Error::Corrupt(l)

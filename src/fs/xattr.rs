@@ -9,7 +9,6 @@ use fuser::{Errno, ReplyXattr};
 
 use super::ops::SealFs;
 use crate::error::{Error, Result};
-use crate::format::names::XATTR_NAMESPACE;
 use crate::vault::sys;
 
 const PREFIX: &str = "user.sealfs.";
@@ -41,7 +40,7 @@ impl SealFs {
         if b.len() > 255 {
             return Err(Error::errno(libc::ERANGE));
         }
-        let enc = self.keys().names.encode(&XATTR_NAMESPACE, b)?;
+        let enc = self.keys().names.encode_xattr_name(b)?;
         let full = format!("{PREFIX}{enc}");
         if full.len() > 255 {
             return Err(Error::errno(libc::ERANGE));
@@ -114,7 +113,7 @@ impl SealFs {
             let Some(enc) = raw.strip_prefix(PREFIX.as_bytes()) else {
                 continue;
             };
-            if let Some(name) = self.keys().names.decode(&XATTR_NAMESPACE, enc) {
+            if let Some(name) = self.keys().names.decode_xattr_name(enc) {
                 out.extend_from_slice(&name);
                 out.push(0);
             }

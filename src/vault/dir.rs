@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::dirid::{DIRID_FILE, DIRID_FILE_LEN, DirId};
 use crate::format::names::{
-    DiskName, MAX_SHORT_NAME, TEMP_PREFIX, VaultEntry, classify, hashed_long_name, sidecar_of,
+    DiskName, MAX_TARGET, TEMP_PREFIX, VaultEntry, classify, hashed_long_name, sidecar_of,
     valid_plain_name,
 };
 
@@ -110,7 +110,7 @@ impl Dir {
 
     /// Wraps an open vault directory fd, reading its ID file.
     pub fn from_fd(fd: OwnedFd, keys: Arc<VaultKeys>, label: String) -> Result<Dir> {
-        let id = Self::read_id(fd.as_fd(), &label)?;
+        let id = Self::read_id(fd.as_fd(), &keys, &label)?;
         Ok(Dir {
             fd: Arc::new(fd),
             id,
@@ -139,7 +139,8 @@ impl Dir {
     }
 
     /// Reads and checks the ID file of the vault directory open as `fd`.
-    pub fn read_id(fd: BorrowedFd<'_>, label: &str) -> Result<DirId> {
+    pub fn read_id(fd: BorrowedFd<'_>, keys: &VaultKeys, label: &str) -> Result<DirId> {
+        let mac_key = &keys.dirid_mac;
         let raw = match sys::read_small_file(fd, DIRID_FILE.as_bytes(), DIRID_FILE_LEN) {
             Ok(b) => b,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
@@ -151,9 +152,12 @@ impl Dir {
             }
             Err(e) => return Err(e.into()),
         };
-        DirId::decode(&raw).ok_or_else(|| {
-            warn_once(label, "directory-ID file is malformed");
-            Error::Corrupt(format!("{label}/{DIRID_FILE}: malformed"))
+        DirId::decode(&raw, mac_key).ok_or_else(|| {
+            warn_once(
+                label,
+                "directory-ID file is malformed or failed authentication",
+            );
+            Error::Corrupt(format!("{label}/{DIRID_FILE}"))
         })
     }
 
@@ -210,6 +214,38 @@ impl Dir {
         Ok((fd, st, dn))
     }
 
+    /// Decrypts a sealfs entry's raw name (no logging); the error says why not.
+    pub(crate) fn decode_entry(&self, raw: &OsStr) -> std::result::Result<OsString, &'static str> {
+        use std::os::unix::ffi::OsStringExt;
+        let full = match classify(sys::bytes(raw), self.is_root) {
+            VaultEntry::Short(s) => s.to_string(),
+            VaultEntry::Long(h) => {
+                match sys::read_small_file(self.fd(), sidecar_of(h).as_bytes(), 8192) {
+                    Ok(v) if std::str::from_utf8(&v).map(hashed_long_name).as_deref() == Ok(h) => {
+                        String::from_utf8(v).map_err(|_| "long name sidecar is not text")?
+                    }
+                    _ => return Err("long name has a missing or mismatched .name sidecar"),
+                }
+            }
+            _ => return Err("not a sealfs entry"),
+        };
+        self.keys
+            .names
+            .decode(&self.id, full.as_bytes())
+            .map(OsString::from_vec)
+            .ok_or("name failed authentication")
+    }
+
+    /// The ciphertext path of entry `entry` of this directory.
+    pub(crate) fn entry_label(&self, entry: &str) -> String {
+        self.child_label(entry)
+    }
+
+    /// Whether this is the vault root.
+    pub fn is_root(&self) -> bool {
+        self.is_root
+    }
+
     /// Decrypts one raw vault name; `None` for entries that are not sealfs
     /// entries of this directory (logged once).
     fn decrypt_entry(&self, raw: &OsStr) -> Option<OsString> {
@@ -220,11 +256,7 @@ impl Dir {
             VaultEntry::Long(h) => {
                 let side = sidecar_of(h);
                 match sys::read_small_file(self.fd(), side.as_bytes(), 8192) {
-                    Ok(v)
-                        if v.len() > MAX_SHORT_NAME
-                            && std::str::from_utf8(&v).map(hashed_long_name).as_deref()
-                                == Ok(h) =>
-                    {
+                    Ok(v) if std::str::from_utf8(&v).map(hashed_long_name).as_deref() == Ok(h) => {
                         String::from_utf8(v).ok()?
                     }
                     _ => {
@@ -350,7 +382,7 @@ impl Dir {
             sys::write_new_file(
                 sub.as_fd(),
                 DIRID_FILE.as_bytes(),
-                &id.encode(),
+                &id.encode(&self.keys.dirid_mac),
                 0o444,
                 true,
             )?;
@@ -484,13 +516,13 @@ impl Dir {
         if target.is_empty() || target.contains(&0) {
             return Err(Error::errno(libc::EINVAL));
         }
-        let dn = self.disk_name(name)?;
-        let enc = self.keys.names.encrypt_target(target)?;
-        if enc.len() >= libc::PATH_MAX as usize {
+        if target.len() > MAX_TARGET {
             return Err(Error::errno(libc::ENAMETOOLONG));
         }
+        let dn = self.disk_name(name)?;
+        let enc = self.keys.store_target(target)?;
         self.put_sidecar(&dn)?;
-        sys::symlinkat(enc.as_bytes(), self.fd(), dn.entry().as_bytes()).map_err(|e| {
+        sys::symlinkat(&enc, self.fd(), dn.entry().as_bytes()).map_err(|e| {
             self.drop_sidecar(&dn);
             Error::from(e)
         })
@@ -505,7 +537,7 @@ impl Dir {
 
     /// Decrypts a raw stored symlink target.
     pub fn decrypt_target(&self, raw: &[u8], entry: &str) -> Result<Vec<u8>> {
-        self.keys.names.decrypt_target(raw).ok_or_else(|| {
+        self.keys.read_target(raw).ok_or_else(|| {
             let l = self.child_label(entry);
             log::error!("symlink target failed authentication: {l}");
             Error::Corrupt(l)

@@ -105,6 +105,65 @@ impl SealedFile {
         Ok(f)
     }
 
+    /// Opens a vault file for checking: the header must open, nothing else
+    /// is assumed (see `check_chunk`). Returns the file and its length.
+    pub(crate) fn open_for_check(
+        fd: OwnedFd,
+        keys: &VaultKeys,
+        label: String,
+    ) -> Result<(Self, u64)> {
+        let file = File::from(fd);
+        let mut hb = [0u8; HEADER_LEN];
+        let n = read_full_at(&file, &mut hb, 0)?;
+        let corrupt = |why: &str| Error::Corrupt(format!("{label}: {why}"));
+        if n < HEADER_LEN {
+            return Err(corrupt("shorter than a sealfs header"));
+        }
+        let header = FileHeader::decode(&hb).map_err(|e| corrupt(&format!("header: {e:?}")))?;
+        let dek = keys
+            .unwrap_dek(&header)
+            .ok_or_else(|| corrupt("file key failed authentication"))?;
+        let len = file.metadata()?.len();
+        let size = keys.geometry.plain_size_for_stat(len);
+        Ok((
+            SealedFile {
+                file,
+                dek: Cipher::new(&dek),
+                file_id: header.file_id,
+                geo: keys.geometry,
+                size,
+                max_size: None,
+                label,
+            },
+            len,
+        ))
+    }
+
+    /// Opens chunk `index` of a file `len` bytes long as it is on disk,
+    /// whichever "last" mark it carries: its plaintext and that mark.
+    pub(crate) fn check_chunk(&self, index: u64, len: u64) -> Result<(Vec<u8>, bool)> {
+        let off = self.geo.chunk_offset(index);
+        let avail = len.saturating_sub(off).min(self.geo.sealed_chunk_len());
+        let mut sealed = vec![0u8; avail as usize];
+        if read_full_at(&self.file, &mut sealed, off)? != sealed.len() {
+            return Err(self.corrupt(index));
+        }
+        let mut copy = sealed.clone();
+        if avail == self.geo.sealed_chunk_len() {
+            if let Ok(p) = self.open_chunk(&mut copy, index, false) {
+                return Ok((p.to_vec(), false));
+            }
+        }
+        let p = self.open_chunk(&mut sealed, index, true)?;
+        Ok((p.to_vec(), true))
+    }
+
+    /// Number of chunk positions in a file `len` bytes long (a partial tail counts).
+    pub(crate) fn chunk_slots(&self, len: u64) -> u64 {
+        len.saturating_sub(HEADER_LEN as u64)
+            .div_ceil(self.geo.sealed_chunk_len())
+    }
+
     /// Plaintext size.
     pub fn size(&self) -> u64 {
         self.size

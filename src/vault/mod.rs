@@ -1,12 +1,18 @@
 //! An unlocked vault: the root directory fd plus the vault keys, and the
 //! operations the CLI and the FUSE layer compose.
 
+pub mod admin;
 mod dir;
 mod file;
+pub mod fsck;
 pub mod growth;
 mod keys;
+mod links;
+pub mod rekey;
+mod slots;
 pub mod sys;
 mod unlock;
+pub mod walk;
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -16,13 +22,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use dir::{Dir, DirEntry, Kind, Labelled, Listed};
 pub use file::SealedFile;
-pub use keys::VaultKeys;
-pub use unlock::{Secret, format_recovery_key, parse_recovery_key, read_config};
+pub use keys::{MasterKeys, VaultKeys};
+pub use slots::Secret;
+pub use unlock::{
+    NewConfig, config_conflicts, format_recovery_key, parse_recovery_key, read_config, seal_config,
+    write_config,
+};
 
 use crate::crypto::{KdfParams, SecretKey};
 use crate::error::{Error, Result};
 use crate::format::config::{CONFIG_FILE, ConfigFile};
 use crate::format::names::{VaultEntry, classify};
+pub use unlock::unlock_config;
 
 /// Default plaintext chunk size (see sealfs-format(5) for the measurements).
 pub const DEFAULT_CHUNK_SIZE: u32 = 4096;
@@ -45,6 +56,28 @@ pub fn warn_once(vault_path: &str, what: &str) {
 pub struct CreateOptions {
     pub kdf: KdfParams,
     pub chunk_size: u32,
+    /// Longest vault entry name for an encrypted name; longer ones are hashed.
+    pub longname_max: u16,
+}
+
+impl CreateOptions {
+    /// Refuses options `create` would refuse, before anything is asked or written.
+    pub fn check(&self) -> Result<()> {
+        self.kdf.check().map_err(Error::Config)?;
+        if crate::format::chunk::Geometry::new(self.chunk_size).is_none() {
+            return Err(Error::Config(format!(
+                "chunk size {} is not a power of two between 4096 and 1048576",
+                self.chunk_size
+            )));
+        }
+        use crate::format::config::{LONGNAME_MAX, LONGNAME_MIN};
+        if !(LONGNAME_MIN..=LONGNAME_MAX).contains(&self.longname_max) {
+            return Err(Error::Config(format!(
+                "the name length limit must be between {LONGNAME_MIN} and {LONGNAME_MAX} bytes"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for CreateOptions {
@@ -52,6 +85,7 @@ impl Default for CreateOptions {
         CreateOptions {
             kdf: KdfParams::DEFAULT,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            longname_max: crate::format::config::LONGNAME_DEFAULT,
         }
     }
 }
@@ -85,7 +119,31 @@ impl Vault {
             }
         }
         let root = open_root(path)?;
-        for e in sys::read_dir(root.as_fd())? {
+        Self::check_empty(root.as_fd(), path)?;
+        let (cfg, m, rk) = unlock::create_config(
+            password,
+            NewConfig {
+                kdf: opts.kdf,
+                chunk_size: opts.chunk_size,
+                longname_max: opts.longname_max,
+            },
+        )?;
+        write_config(root.as_fd(), &cfg)?;
+        Ok((Self::open(root, &cfg, &m, path)?, rk))
+    }
+
+    /// Refuses a directory that is a vault already or holds anything but
+    /// sync tools' files; a missing directory is fine (init creates it).
+    pub fn check_creatable(path: &Path) -> Result<()> {
+        match sys::open_dir_path(path) {
+            Ok(fd) => Self::check_empty(fd.as_fd(), path),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(Error::Config(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    fn check_empty(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
+        for e in sys::read_dir(root)? {
             let n = sys::bytes(&e.name);
             if n == CONFIG_FILE.as_bytes() {
                 return Err(Error::Config(format!(
@@ -100,24 +158,20 @@ impl Vault {
                 )));
             }
         }
-        let (cfg, rk) = unlock::create_config(password, opts.kdf, opts.chunk_size)?;
-        sys::write_atomic(root.as_fd(), CONFIG_FILE, &cfg.encode(), 0o600)?;
-        let keys = unlock::unlock_config(&cfg, Secret::Password(password))?;
-        Ok((
-            Vault {
-                root,
-                keys: Arc::new(keys),
-                path: path.to_path_buf(),
-            },
-            rk,
-        ))
+        Ok(())
     }
 
     /// Unlocks an existing vault.
     pub fn unlock(path: &Path, secret: Secret<'_>) -> Result<Vault> {
         let root = open_root(path)?;
         let cfg = read_config(root.as_fd())?;
-        let keys = unlock::unlock_config(&cfg, secret)?;
+        let m = unlock::unlock_config(&cfg, secret)?;
+        Self::open(root, &cfg, &m, path)
+    }
+
+    /// An unlocked vault from its root fd, config and keys.
+    pub fn open(root: OwnedFd, cfg: &ConfigFile, m: &MasterKeys, path: &Path) -> Result<Vault> {
+        let keys = VaultKeys::new(cfg, m, Arc::new(root.try_clone()?))?;
         Ok(Vault {
             root,
             keys: Arc::new(keys),

@@ -157,13 +157,71 @@ pub fn statx(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(libc::stat, u64)> 
     Ok((st, stamp))
 }
 
+/// Test hook for crash tests (debug builds only): with
+/// `SEALFS_TEST_ABORT_AFTER_WRITES=N` in the environment, the process aborts
+/// instead of making its (N+1)th change to the vault, like a crash between
+/// two writes. Release builds compile this to nothing.
+pub fn crash_point() {
+    #[cfg(debug_assertions)]
+    {
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+        static DONE: AtomicU64 = AtomicU64::new(0);
+        let limit = LIMIT.get_or_init(|| {
+            std::env::var("SEALFS_TEST_ABORT_AFTER_WRITES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        if let Some(n) = *limit {
+            if DONE.fetch_add(1, Ordering::SeqCst) >= n {
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// `pwrite` of all of `data` at `offset`.
+pub fn pwrite_all(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> io::Result<()> {
+    crash_point();
+    let mut done = 0;
+    while done < data.len() {
+        let n = rustix::io::pwrite(fd, &data[done..], offset + done as u64)?;
+        if n == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Opens a directory at a vault-relative path without following any symlink
+/// and without leaving `root` (openat2 RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH).
+pub fn open_dir_beneath(root: BorrowedFd<'_>, rel: &std::path::Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let path = if rel.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        rel
+    };
+    Ok(rustix::fs::openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+    )?)
+}
+
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
+    crash_point();
     let c = cstr(name)?;
     // SAFETY: valid C string and fd.
     check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) }).map(drop)
 }
 
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &[u8], flags: i32) -> io::Result<()> {
+    crash_point();
     let c = cstr(name)?;
     // SAFETY: valid C string and fd.
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) }).map(drop)
@@ -176,6 +234,7 @@ pub fn renameat2(
     to: &[u8],
     flags: u32,
 ) -> io::Result<()> {
+    crash_point();
     let a = cstr(from)?;
     let b = cstr(to)?;
     // SAFETY: valid C strings and fds; renameat2 never follows the final component.
@@ -421,6 +480,7 @@ pub fn write_new_file(
     sync: bool,
 ) -> io::Result<()> {
     use std::io::Write;
+    crash_point();
     let fd = openat(
         dir,
         name,
@@ -457,4 +517,9 @@ pub fn bytes(s: &OsStr) -> &[u8] {
 /// File type bits of a mode.
 pub fn file_type(mode: u32) -> u32 {
     mode & libc::S_IFMT
+}
+
+/// syncfs(2): everything written to the filesystem holding `fd` reaches disk.
+pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::syncfs(fd)?)
 }

@@ -1,22 +1,19 @@
-//! Creating a vault's config and unlocking it with a password or recovery key.
+//! Creating a vault's config, unlocking it, and writing it back sealed.
 
 use std::os::fd::BorrowedFd;
 
-use crate::crypto::{KdfParams, SecretKey, argon2id, open_detached, random_array, seal_detached};
+use crate::crypto::{
+    KdfParams, SecretKey, constant_time_eq, open_detached, random_array, seal_detached,
+};
 use crate::error::{Error, Result};
 use crate::format::chunk::Geometry;
 use crate::format::config::{
-    CONFIG_FILE, ConfigFile, PasswordSlot, SALT_LEN, WRAPPED_KEY_LEN, WRAPPED_VAULT_KEYS_LEN,
+    CONFIG_FILE, ConfigFile, LONGNAME_MAX, LONGNAME_MIN, RetiredKey, State, WRAPPED_VAULT_KEYS_LEN,
 };
 
-use super::keys::{VaultKeys, context};
+use super::keys::{MasterKeys, context};
+use super::slots::{self, Secret};
 use super::sys;
-
-/// What unlocks a vault.
-pub enum Secret<'a> {
-    Password(&'a [u8]),
-    RecoveryKey(&'a SecretKey),
-}
 
 /// Reads and parses the config (no secret needed).
 pub fn read_config(root: BorrowedFd<'_>) -> Result<ConfigFile> {
@@ -40,122 +37,101 @@ pub fn read_config(root: BorrowedFd<'_>) -> Result<ConfigFile> {
     Ok(cfg)
 }
 
+/// Writes `cfg` atomically (temp file, fsync, rename, fsync of the directory).
+pub fn write_config(root: BorrowedFd<'_>, cfg: &ConfigFile) -> Result<()> {
+    sys::write_atomic(root, CONFIG_FILE, &cfg.encode(), 0o600)?;
+    Ok(())
+}
+
 fn to_key<const N: usize>(v: &[u8]) -> Result<[u8; N]> {
     v.try_into()
         .map_err(|_| Error::Config("internal: wrapped key length".into()))
 }
 
-/// Recomputes the MAC of `cfg` under `mk`.
 fn compute_mac(cfg: &ConfigFile, mk: &SecretKey) -> [u8; 32] {
     *blake3::keyed_hash(mk.derive(context::CONFIG_MAC).expose(), &cfg.mac_input()).as_bytes()
 }
 
-/// Seals all MK-dependent parts of `cfg` (password slot, vault keys, MAC).
-pub(crate) fn seal_config(
-    cfg: &mut ConfigFile,
-    mk: &SecretKey,
-    password: &[u8],
-    name_key: &SecretKey,
-    dirid_key: &SecretKey,
-) -> Result<()> {
-    let kek = argon2id(
-        password,
-        &cfg.password.salt,
-        KdfParams {
-            memory_kib: cfg.password.memory_kib,
-            passes: cfg.password.passes,
-            lanes: cfg.password.lanes,
-        },
-    )
-    .map_err(Error::Config)?;
-    cfg.password.wrapped_mk =
-        to_key::<WRAPPED_KEY_LEN>(&seal_detached(&kek, &cfg.password_aad(), mk.expose())?)?;
+/// Seals everything MK-bound in `cfg` under `m`: the MK to every slot, the
+/// vault keys, the retired keys and the MAC. Needs no slot secret.
+pub fn seal_config(cfg: &mut ConfigFile, m: &MasterKeys) -> Result<()> {
+    slots::seal_slots(cfg, &m.current)?;
     let mut both = zeroize::Zeroizing::new([0u8; 64]);
-    both[..32].copy_from_slice(name_key.expose());
-    both[32..].copy_from_slice(dirid_key.expose());
+    both[..32].copy_from_slice(m.name_key.expose());
+    both[32..].copy_from_slice(m.dirid_key.expose());
     cfg.vault_keys = to_key::<WRAPPED_VAULT_KEYS_LEN>(&seal_detached(
-        &mk.derive(context::VAULT_KEY_WRAP),
-        &cfg.prefix(),
+        &m.current.derive(context::VAULT_KEY_WRAP),
+        &cfg.vault_keys_aad(),
         &both[..],
     )?)?;
-    cfg.mac = compute_mac(cfg, mk);
+    let wrap = m.current.derive(context::RETIRED_KEY_WRAP);
+    cfg.retired = m
+        .retired
+        .iter()
+        .map(|(g, k)| {
+            Ok(RetiredKey {
+                generation: *g,
+                wrapped_mk: to_key(&seal_detached(&wrap, &cfg.retired_aad(*g), k.expose())?)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    cfg.mac = compute_mac(cfg, &m.current);
     Ok(())
 }
 
-/// Adds (or replaces) the recovery slot; returns the new recovery key.
-pub(crate) fn seal_recovery(cfg: &mut ConfigFile, mk: &SecretKey) -> Result<SecretKey> {
-    let rk = SecretKey::random()?;
-    cfg.recovery = Some([0; WRAPPED_KEY_LEN]);
-    let w = seal_detached(
-        &rk.derive(context::RECOVERY_SLOT),
-        &cfg.recovery_aad(),
-        mk.expose(),
-    )?;
-    cfg.recovery = Some(to_key(&w)?);
-    cfg.mac = compute_mac(cfg, mk);
-    Ok(rk)
+/// Parameters of a new vault.
+#[derive(Clone, Copy, Debug)]
+pub struct NewConfig {
+    pub kdf: KdfParams,
+    pub chunk_size: u32,
+    pub longname_max: u16,
 }
 
-/// A new config with fresh master, name and dir-id keys.
-pub fn create_config(
-    password: &[u8],
-    kdf: KdfParams,
-    chunk_size: u32,
-) -> Result<(ConfigFile, SecretKey)> {
-    kdf.check().map_err(Error::Config)?;
-    if Geometry::new(chunk_size).is_none() {
+/// A new config with fresh master, name and dir-id keys, one password slot
+/// and a recovery slot; returns it with its keys and the recovery key.
+pub fn create_config(password: &[u8], p: NewConfig) -> Result<(ConfigFile, MasterKeys, SecretKey)> {
+    p.kdf.check().map_err(Error::Config)?;
+    if Geometry::new(p.chunk_size).is_none() {
         return Err(Error::Config(format!(
-            "chunk size {chunk_size} is not a power of two between 4096 and 1048576"
+            "chunk size {} is not a power of two between 4096 and 1048576",
+            p.chunk_size
         )));
     }
-    let mk = SecretKey::random()?;
-    let name_key = SecretKey::random()?;
-    let dirid_key = SecretKey::random()?;
+    if !(LONGNAME_MIN..=LONGNAME_MAX).contains(&p.longname_max) {
+        return Err(Error::Config(format!(
+            "the name length limit must be between {LONGNAME_MIN} and {LONGNAME_MAX} bytes"
+        )));
+    }
+    let m = MasterKeys {
+        slot: 0,
+        current: SecretKey::random()?,
+        retired: Vec::new(),
+        name_key: SecretKey::random()?,
+        dirid_key: SecretKey::random()?,
+    };
     let mut cfg = ConfigFile {
-        chunk_size,
+        chunk_size: p.chunk_size,
         generation: 1,
-        password: PasswordSlot {
-            memory_kib: kdf.memory_kib,
-            passes: kdf.passes,
-            lanes: kdf.lanes,
-            salt: random_array::<SALT_LEN>()?,
-            wrapped_mk: [0; WRAPPED_KEY_LEN],
-        },
-        recovery: None,
+        vault_id: random_array()?,
+        longname_max: p.longname_max,
+        state: State::Idle,
+        slots: Vec::new(),
         vault_keys: [0; WRAPPED_VAULT_KEYS_LEN],
         retired: Vec::new(),
         mac: [0; 32],
     };
-    seal_config(&mut cfg, &mk, password, &name_key, &dirid_key)?;
-    let rk = seal_recovery(&mut cfg, &mk)?;
-    Ok((cfg, rk))
+    let pw = slots::password_slot(&cfg, 0, password, p.kdf)?;
+    let (rs, rk) = slots::recovery_slot(1)?;
+    cfg.slots = vec![pw, rs];
+    seal_config(&mut cfg, &m)?;
+    Ok((cfg, m, rk))
 }
 
-/// Recovers the master key from a slot, then authenticates the whole config.
-pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<VaultKeys> {
-    let mk_bytes = match secret {
-        Secret::Password(pw) => {
-            let params = KdfParams {
-                memory_kib: cfg.password.memory_kib,
-                passes: cfg.password.passes,
-                lanes: cfg.password.lanes,
-            };
-            params.check().map_err(Error::Config)?;
-            let kek = argon2id(pw, &cfg.password.salt, params).map_err(Error::Config)?;
-            open_detached(&kek, &cfg.password_aad(), &cfg.password.wrapped_mk)
-        }
-        Secret::RecoveryKey(rk) => {
-            let Some(w) = &cfg.recovery else {
-                return Err(Error::Config("this vault has no recovery key slot".into()));
-            };
-            open_detached(&rk.derive(context::RECOVERY_SLOT), &cfg.recovery_aad(), w)
-        }
-    };
-    let mut mk_bytes = zeroize::Zeroizing::new(mk_bytes.ok_or(Error::WrongPassword)?);
-    let mk = SecretKey::from_slice(&mk_bytes).ok_or(Error::WrongPassword)?;
-    zeroize::Zeroize::zeroize(&mut *mk_bytes);
-    let mac = compute_mac(cfg, &mk);
-    if !constant_time_eq(&mac, &cfg.mac) {
+/// Opens the master key through a slot, then authenticates the whole config
+/// and unwraps the vault keys and retired generations.
+pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<MasterKeys> {
+    let (slot, mk) = slots::open_slots(cfg, &secret)?;
+    if !constant_time_eq(&compute_mac(cfg, &mk), &cfg.mac) {
         return Err(Error::Config(format!(
             "{CONFIG_FILE} failed authentication: it was modified outside sealfs"
         )));
@@ -163,7 +139,7 @@ pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<VaultKeys> 
     let both = zeroize::Zeroizing::new(
         open_detached(
             &mk.derive(context::VAULT_KEY_WRAP),
-            &cfg.prefix(),
+            &cfg.vault_keys_aad(),
             &cfg.vault_keys,
         )
         .ok_or_else(|| Error::Config(format!("{CONFIG_FILE}: vault keys failed authentication")))?,
@@ -172,55 +148,85 @@ pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<VaultKeys> 
         SecretKey::from_slice(&both[..32]).ok_or_else(|| Error::Config("vault keys".into()))?;
     let dirid_key =
         SecretKey::from_slice(&both[32..]).ok_or_else(|| Error::Config("vault keys".into()))?;
-    let mut mks = vec![(cfg.generation, mk.clone())];
-    let retired_wrap = mk.derive(context::RETIRED_KEY_WRAP);
+    let wrap = mk.derive(context::RETIRED_KEY_WRAP);
+    let mut retired = Vec::new();
     for r in &cfg.retired {
-        let old = open_detached(&retired_wrap, &cfg.retired_aad(r.generation), &r.wrapped_mk)
+        let old = open_detached(&wrap, &cfg.retired_aad(r.generation), &r.wrapped_mk)
             .and_then(|b| SecretKey::from_slice(&zeroize::Zeroizing::new(b)))
             .ok_or_else(|| {
                 Error::Config(format!("{CONFIG_FILE}: retired key failed authentication"))
             })?;
-        mks.push((r.generation, old));
+        retired.push((r.generation, old));
     }
-    let geometry = Geometry::new(cfg.chunk_size)
-        .ok_or_else(|| Error::Config(format!("invalid chunk size {}", cfg.chunk_size)))?;
-    Ok(VaultKeys::new(
-        geometry,
-        cfg.generation,
-        &mks,
-        &name_key,
+    Ok(MasterKeys {
+        slot,
+        current: mk,
+        retired,
+        name_key,
         dirid_key,
-    ))
+    })
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    blake3::Hash::from(*a) == blake3::Hash::from(*b)
+fn recovery_checksum(k: &[u8]) -> String {
+    let h = blake3::derive_key("sealfs v1 2026-11 recovery key checksum", k);
+    format!("{:02x}{:02x}", h[0], h[1])
 }
 
-/// Formats a recovery key for humans: 64 hex digits in groups of 8.
+/// Formats a recovery key for humans: 64 hex digits in groups of 8, then a
+/// group of 4 that is a checksum, so a typo is named as a typo.
 pub fn format_recovery_key(k: &SecretKey) -> String {
-    k.expose()
+    let mut groups: Vec<String> = k
+        .expose()
         .chunks(4)
         .map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>())
-        .collect::<Vec<_>>()
-        .join("-")
+        .collect();
+    groups.push(recovery_checksum(k.expose()));
+    groups.join("-")
 }
 
-/// Parses a recovery key, ignoring dashes and whitespace.
+/// Parses a recovery key, ignoring dashes and whitespace; checks the
+/// checksum group when it is there.
 pub fn parse_recovery_key(s: &str) -> Result<SecretKey> {
     let hex = zeroize::Zeroizing::new(
         s.bytes()
             .filter(|c| !c.is_ascii_whitespace() && *c != b'-')
+            .map(|c| c.to_ascii_lowercase())
             .collect::<Vec<u8>>(),
     );
-    let bad = || Error::Config("a recovery key is 64 hexadecimal digits".into());
-    if hex.len() != 64 {
+    let bad = || {
+        Error::Config(
+            "a recovery key is 68 hexadecimal digits (9 groups, the last a checksum)".into(),
+        )
+    };
+    if hex.len() != 64 && hex.len() != 68 {
         return Err(bad());
     }
     let mut out = zeroize::Zeroizing::new([0u8; 32]);
     for (i, pair) in hex.chunks(2).enumerate() {
         let p = std::str::from_utf8(pair).map_err(|_| bad())?;
         out[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        if i == 31 {
+            break;
+        }
+    }
+    if hex.len() == 68 && hex[64..] != *recovery_checksum(&out[..]).as_bytes() {
+        return Err(Error::Config(
+            "the recovery key has a typo: its checksum (last group) does not match".into(),
+        ));
     }
     SecretKey::from_slice(&out[..]).ok_or_else(bad)
+}
+
+/// Names at the vault root that look like a sync tool's conflict copy of
+/// the config (`sealfs.sync-conflict-….conf`, `sealfs (… conflicted copy …).conf`).
+pub fn config_conflicts(root: BorrowedFd<'_>) -> Vec<String> {
+    let tmp = format!("{CONFIG_FILE}.tmp-");
+    sys::read_dir(root)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e.name.into_string().ok())
+        .filter(|n| {
+            crate::format::names::is_config_name(n) && n != CONFIG_FILE && !n.starts_with(&tmp)
+        })
+        .collect()
 }

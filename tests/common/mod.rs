@@ -20,6 +20,7 @@ pub fn fast_opts(chunk_size: u32) -> CreateOptions {
             lanes: 1,
         },
         chunk_size,
+        ..Default::default()
     }
 }
 

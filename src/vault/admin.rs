@@ -1,0 +1,201 @@
+//! Offline key management on an unmounted vault: password slots, the
+//! recovery slot, and `rekey`. Every change is one atomic config write, made
+//! while holding the vault's lock (the one a mount holds), so none of this
+//! runs while the vault is mounted on this machine, and a mount waits for none.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use crate::crypto::{KdfParams, SecretKey};
+use crate::error::{Error, Result};
+use crate::format::config::{ConfigFile, MAX_RETIRED, SlotKind, State};
+
+use super::keys::MasterKeys;
+use super::slots::{self, Secret};
+use super::unlock::{read_config, seal_config, unlock_config, write_config};
+use super::{Vault, sys};
+
+/// An unlocked vault config, held under the vault's exclusive lock.
+pub struct Admin {
+    root: OwnedFd,
+    path: std::path::PathBuf,
+    cfg: ConfigFile,
+    m: MasterKeys,
+}
+
+/// Takes the vault's exclusive lock without waiting (the lock a mount holds
+/// for its whole life). The returned fd holds it until dropped.
+pub fn lock_now(path: &Path) -> Result<OwnedFd> {
+    let fd = sys::open_dir_path(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => Error::Config(format!("{}: no such directory", path.display())),
+        _ => Error::Config(format!("{}: {e}", path.display())),
+    })?;
+    // SAFETY: flock on a live fd we own.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Config(format!(
+            "{} is mounted or in use by another sealfs command; unmount it or wait, then try again",
+            path.display()
+        )));
+    }
+    Ok(fd)
+}
+
+/// Removes config temp files a crashed command left behind (safe: the
+/// exclusive lock is held, so no writer on this machine is mid-way).
+fn remove_stale_temp_configs(root: std::os::fd::BorrowedFd<'_>) {
+    let prefix = format!("{}.tmp-", crate::format::config::CONFIG_FILE);
+    if let Ok(entries) = sys::read_dir(root) {
+        for e in entries {
+            if sys::bytes(&e.name).starts_with(prefix.as_bytes()) {
+                let _ = sys::unlinkat(root, sys::bytes(&e.name), 0);
+            }
+        }
+    }
+}
+
+impl Admin {
+    /// Locks the vault, then unlocks its config with `secret`.
+    pub fn open(path: &Path, secret: Secret<'_>) -> Result<Admin> {
+        let root = lock_now(path)?;
+        let cfg = read_config(root.as_fd())?;
+        remove_stale_temp_configs(root.as_fd());
+        let m = unlock_config(&cfg, secret)?;
+        Ok(Admin {
+            root,
+            path: path.to_path_buf(),
+            cfg,
+            m,
+        })
+    }
+
+    pub fn config(&self) -> &ConfigFile {
+        &self.cfg
+    }
+
+    /// The id of the slot that unlocked the vault.
+    pub fn opened_slot(&self) -> u16 {
+        self.m.slot
+    }
+
+    fn save(&mut self) -> Result<()> {
+        seal_config(&mut self.cfg, &self.m)?;
+        write_config(self.root.as_fd(), &self.cfg)
+    }
+
+    fn password_slots(&self) -> usize {
+        self.cfg
+            .slots
+            .iter()
+            .filter(|s| matches!(s.kind, SlotKind::Password(_)))
+            .count()
+    }
+
+    /// Gives password slot `id` a new password (new key pair, new salt).
+    pub fn change_password(&mut self, id: u16, password: &[u8], kdf: KdfParams) -> Result<()> {
+        let pos = self
+            .cfg
+            .slots
+            .iter()
+            .position(|s| s.id == id && matches!(s.kind, SlotKind::Password(_)))
+            .ok_or_else(|| Error::Config(format!("there is no password slot {id}")))?;
+        let slot = slots::password_slot(&self.cfg, id, password, kdf)?;
+        self.cfg.slots[pos] = slot;
+        self.save()
+    }
+
+    /// Adds a password slot; returns its id.
+    pub fn add_password(&mut self, password: &[u8], kdf: KdfParams) -> Result<u16> {
+        if self.cfg.slots.len() >= crate::format::config::MAX_SLOTS {
+            return Err(Error::Config(
+                "this vault has the most key slots it can hold".into(),
+            ));
+        }
+        let id = self.cfg.next_slot_id();
+        let slot = slots::password_slot(&self.cfg, id, password, kdf)?;
+        self.cfg.slots.push(slot);
+        self.save()?;
+        Ok(id)
+    }
+
+    /// Removes slot `id`; refuses to remove the last password slot.
+    pub fn remove_slot(&mut self, id: u16) -> Result<()> {
+        let pos = self
+            .cfg
+            .slots
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| Error::Config(format!("there is no key slot {id}")))?;
+        if matches!(self.cfg.slots[pos].kind, SlotKind::Password(_)) && self.password_slots() == 1 {
+            return Err(Error::Config(
+                "refusing to remove the last password slot: the recovery key alone is not a way to \
+                 work day to day (add another password first)"
+                    .into(),
+            ));
+        }
+        self.cfg.slots.remove(pos);
+        self.save()
+    }
+
+    /// Replaces the recovery slot (or adds one); returns the new recovery key.
+    pub fn regenerate_recovery(&mut self) -> Result<SecretKey> {
+        let id = match self
+            .cfg
+            .slots
+            .iter()
+            .position(|s| s.kind == SlotKind::Recovery)
+        {
+            Some(pos) => self.cfg.slots.remove(pos).id,
+            None => self.cfg.next_slot_id(),
+        };
+        let (slot, rk) = slots::recovery_slot(id)?;
+        self.cfg.slots.push(slot);
+        self.cfg.slots.sort_by_key(|s| s.id);
+        self.save()?;
+        Ok(rk)
+    }
+
+    /// The id of the first password slot (what `passwd` changes by default).
+    pub fn first_password_slot(&self) -> Option<u16> {
+        self.cfg
+            .slots
+            .iter()
+            .find(|s| matches!(s.kind, SlotKind::Password(_)))
+            .map(|s| s.id)
+    }
+
+    /// Rotates the master key (see `super::rekey`).
+    pub fn rekey(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<super::rekey::Report> {
+        if self.cfg.state == State::Idle {
+            // Phase 1: a new generation; every older one stays readable.
+            if self.m.retired.len() + 1 > MAX_RETIRED {
+                return Err(Error::Config(format!(
+                    "this vault already keeps {} older key generations; run fsck",
+                    self.m.retired.len()
+                )));
+            }
+            let old = std::mem::replace(&mut self.m.current, SecretKey::random()?);
+            self.m.retired.insert(0, (self.cfg.generation, old));
+            self.cfg.generation = self
+                .cfg
+                .generation
+                .checked_add(1)
+                .ok_or_else(|| Error::Config("key generation counter exhausted".into()))?;
+            self.cfg.state = State::Rekeying;
+            self.save()?;
+        }
+        // Phase 2: rewrap every header still naming an older generation.
+        let vault = Vault::open(self.root.try_clone()?, &self.cfg, &self.m, &self.path)?;
+        let report = super::rekey::rewrap_all(&vault, progress)?;
+        // Headers must be on disk before the config stops naming the state.
+        sys::syncfs(self.root.as_fd())?;
+        // Phase 3: keep the generation just replaced (other devices may still
+        // write with it until they see this config) and any the walk found.
+        let previous = self.cfg.generation - 1;
+        self.m
+            .retired
+            .retain(|(g, _)| *g == previous || report.seen.contains(g));
+        self.cfg.state = State::Idle;
+        self.save()?;
+        Ok(report)
+    }
+}
