@@ -45,9 +45,8 @@ run() {  # run LABEL CMD...: prints LABEL and the wall time of CMD
 }
 
 make_vault small
-mkdir -p "$WORK/mnt-small/d"
+for j in $(seq 0 $((FILES / 100))); do mkdir -p "$WORK/mnt-small/d/$j"; done
 for i in $(seq 1 "$FILES"); do
-  [ $((i % 100)) -eq 1 ] && mkdir -p "$WORK/mnt-small/d/$((i / 100))"
   printf 'file %s\n' "$i" > "$WORK/mnt-small/d/$((i / 100))/f$i"
 done
 "$BIN" umount "$WORK/mnt-small"

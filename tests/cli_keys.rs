@@ -585,3 +585,39 @@ fn terminal_prompts_refuse_mismatches_and_confirm_weak_passwords() {
     let a = env.file("a", "a");
     assert_eq!(ok(&env.cat(&a, "docs/a.txt")), "alpha\n");
 }
+
+#[test]
+fn a_file_written_with_an_older_generation_after_a_rekey_stays_readable() {
+    // Another device that has not seen the new config keeps writing headers
+    // of the old generation; they arrive after the rekey and must open.
+    let env = setup();
+    let pw = env.file("pw", PW);
+    let v = env.v();
+    ok(&run(
+        &["put", "--passfile", &pw, v, "late.txt"],
+        b"from the other device\n",
+    ));
+    let vault =
+        sealfs::vault::Vault::unlock(&env.vault, sealfs::vault::Secret::Password(PW.as_bytes()))
+            .unwrap();
+    let entry = vault
+        .root()
+        .unwrap()
+        .disk_name(std::ffi::OsStr::new("late.txt"))
+        .unwrap();
+    drop(vault);
+    let path = env.vault.join(entry.entry());
+    let old_generation = std::fs::read(&path).unwrap();
+    for round in 0..10 {
+        ok(&run(&["rekey", "--passfile", &pw, v], b""));
+        if round == 0 {
+            // The other device's write (generation 1) lands after the first rekey.
+            std::fs::write(&path, &old_generation).unwrap();
+            assert_eq!(ok(&env.cat(&pw, "late.txt")), "from the other device\n");
+        }
+    }
+    assert_eq!(ok(&env.cat(&pw, "late.txt")), "from the other device\n");
+    assert_eq!(ok(&env.cat(&pw, "docs/a.txt")), "alpha\n");
+    let info = ok(&run(&["info", v], b""));
+    assert!(info.contains("master key generation: 11"), "{info}");
+}

@@ -188,12 +188,41 @@ fn edit_config(path: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     good
 }
 
+/// The provider holds no slot secret but sees every slot's public key: it
+/// seals a master key of its own to the password slot (and could reseal the
+/// vault keys under it). The config MAC is keyed by the vault auth key, which
+/// only slot secrets open, so the vault refuses to unlock with that key.
+#[test]
+fn a_master_key_sealed_by_the_provider_is_refused() {
+    use sealfs::format::config::ConfigFile;
+    let fx = fixture();
+    let p = fx.path.join("sealfs.conf");
+    let mut cfg = ConfigFile::decode(&std::fs::read(&p).unwrap()).unwrap();
+    let evil = sealfs::crypto::SecretKey::random().unwrap();
+    for i in 0..cfg.slots.len() {
+        let s = &cfg.slots[i];
+        let aad = cfg.slot_aad(s.id, s.kind.code(), &s.public);
+        cfg.slots[i].mk = sealfs::crypto::seal_to(&s.public, &aad, &evil).unwrap();
+    }
+    // The best MAC the provider can make: under a key it knows.
+    cfg.mac = *blake3::keyed_hash(evil.expose(), &cfg.mac_input()).as_bytes();
+    std::fs::write(&p, cfg.encode()).unwrap();
+    match Vault::unlock(&fx.path, Secret::Password(PASSWORD)) {
+        Err(Error::Config(m)) => assert!(m.contains("failed authentication"), "{m}"),
+        other => panic!(
+            "a provider-sealed master key was accepted: {:?}",
+            other.err()
+        ),
+    }
+}
+
 #[test]
 fn weakened_or_edited_config_is_refused() {
     let fx = fixture();
     // Layout (sealfs-format(5)): the password slot starts at 44 and its body
     // at 44 + 162 = 206 (KDF id, memory 210, passes 214, lanes 218, salt 222,
-    // wrapped private key 238); the recovery slot at 298; vault keys at 460.
+    // wrapped private key and vault auth key 238); the recovery slot at 330;
+    // vault keys at 552.
     type Edit = Box<dyn Fn(&mut Vec<u8>)>;
     let put = |at: usize, v: u32| -> Edit {
         Box::new(move |b: &mut Vec<u8>| b[at..at + 4].copy_from_slice(&v.to_le_bytes()))
@@ -221,12 +250,17 @@ fn weakened_or_edited_config_is_refused() {
             true,
         ),
         ("chunk size changed", put(12, 8192), true),
-        ("generation changed", flip(16), true),
+        (
+            "generation changed",
+            Box::new(|b: &mut Vec<u8>| b[16] ^= 2),
+            true,
+        ),
         ("vault id flipped", flip(20), true),
         ("name limit changed", flip(36), false),
         ("state set to rekeying", flip(38), false),
-        ("recovery slot flipped", flip(298 + 80), false),
-        ("vault keys flipped", flip(470), false),
+        ("recovery slot flipped", flip(330 + 80), false),
+        ("recovery auth wrap flipped", flip(330 + 170), false),
+        ("vault keys flipped", flip(560), false),
         (
             "mac flipped",
             Box::new(|b: &mut Vec<u8>| {

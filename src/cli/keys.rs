@@ -37,7 +37,7 @@ fn kdf(n: &NewPassArgs) -> KdfParams {
 }
 
 const OLD_COPIES: &str = "Old copies of the config (sync history, backups) still open the vault \
-with the old password. `sealfs rekey` makes them useless for anything written after it.";
+with the old password. `sealfs rekey` keeps them from opening files created after it.";
 
 pub fn passwd(pass: &PassArgs, new: &NewPassArgs, slot: Option<u16>, vault: &Path) -> Result<()> {
     let mut a = open(pass, vault)?;
@@ -148,34 +148,56 @@ pub fn recovery_key(
         }
     }
     let mut a = open(pass, vault)?;
-    let rk = a.regenerate_recovery()?;
+    let rk = a.prepare_recovery()?;
+    // Hand the new key out first; the config changes only once that worked.
+    let mut out_lines = Vec::new();
     match split {
-        None => {
-            eprintln!(
-                "New recovery key (the old one no longer opens the vault; store this one safely):"
-            );
-            println!("{}", *zeroize::Zeroizing::new(format_recovery_key(&rk)));
-        }
+        None => out_lines.push(zeroize::Zeroizing::new(format_recovery_key(&rk))),
         Some((n, k)) => {
             let parts = shares::split(&rk, k, n).map_err(Error::Config)?;
             match out {
                 Some(dir) => {
-                    for (i, s) in parts.iter().enumerate() {
-                        let p = dir.join(format!("sealfs-share-{}-of-{n}.txt", i + 1));
-                        write_private(&p, s)?;
+                    let paths: Vec<PathBuf> = (1..=n)
+                        .map(|i| dir.join(format!("sealfs-share-{i}-of-{n}.txt")))
+                        .collect();
+                    if let Some(p) = paths.iter().find(|p| p.exists()) {
+                        return Err(Error::Config(format!(
+                            "{} already exists; not overwriting it (nothing changed)",
+                            p.display()
+                        )));
+                    }
+                    for (p, s) in paths.iter().zip(&parts) {
+                        write_private(p, s)?;
                         eprintln!("wrote {}", p.display());
                     }
                 }
-                None => {
-                    for s in &parts {
-                        println!("{s}");
-                    }
-                }
+                None => out_lines.extend(parts.into_iter().map(zeroize::Zeroizing::new)),
             }
-            eprintln!(
-                "New recovery key split into {n} shares; any {k} recover the vault. Give each to a different person."
-            );
         }
+    }
+    {
+        let mut stdout = std::io::stdout().lock();
+        for l in &out_lines {
+            writeln!(stdout, "{}", **l).map_err(|e| {
+                Error::Config(format!(
+                    "cannot print the new recovery key ({e}); nothing changed"
+                ))
+            })?;
+        }
+        stdout.flush().map_err(|e| {
+            Error::Config(format!(
+                "cannot print the new recovery key ({e}); nothing changed"
+            ))
+        })?;
+    }
+    a.commit()?;
+    match split {
+        None => eprintln!(
+            "New recovery key above (the old one no longer opens the vault; store this one safely)."
+        ),
+        Some((n, k)) => eprintln!(
+            "New recovery key split into {n} shares; any {k} recover the vault. Give each to a different person."
+        ),
     }
     Ok(())
 }

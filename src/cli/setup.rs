@@ -25,6 +25,13 @@ pub fn init(
         longname_max,
     };
     opts.check()?;
+    if pass.keyring {
+        return Err(Error::Config(
+            "init sets a new password: give it with --passfile, --extpass or the terminal, then \
+             `sealfs keyring save` stores it"
+                .into(),
+        ));
+    }
     if let Some(out) = recovery_out {
         if out.exists() {
             return Err(Error::Config(format!(

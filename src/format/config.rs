@@ -24,13 +24,19 @@
 //!            38  32  ephemeral public key
 //!            70  60  nonce || AES-256-GCM-SIV(wrap key, MK) || tag
 //!           130  32  key commitment
-//!           162   b  body. Password (b = 92): kdf = 1 (Argon2id v1.3), 3 zero, memory KiB,
-//!                    passes, lanes (u32 each), salt (16), nonce || AES-256-GCM-SIV(KEK,
-//!                    slot private key) || tag (60). Recovery (b = 0): the private key is
-//!                    derived from the recovery key.
+//!           162   b  body. Password (b = 124): kdf = 1 (Argon2id v1.3), 3 zero, memory
+//!                    KiB, passes, lanes (u32 each), salt (16), nonce || AES-256-GCM-SIV(KEK,
+//!                    slot private key || vault auth key) || tag (92). Recovery (b = 60):
+//!                    nonce || AES-256-GCM-SIV(recovery-key subkey, vault auth key) || tag;
+//!                    the private key is derived from the recovery key.
 //!    .  92  nonce || AES-256-GCM-SIV(MK subkey, name key || dir-id key) || tag
 //!    . r*64 generation (4) || nonce || AES-256-GCM-SIV(MK subkey, that generation's MK) || tag
-//!    .  32  BLAKE3-keyed(MK subkey, every preceding byte)
+//!    .  32  BLAKE3-keyed(vault-auth-key subkey, every preceding byte)
+//!
+//! The vault auth key is a random secret made at init that every slot holds
+//! under its own secret and that `rekey` keeps: the MAC under it is what stops
+//! anyone without a slot's secret from sealing a master key of their choosing
+//! to a slot's public key.
 //! ```
 
 use crate::crypto::{SEALED_LEN, SealedKey};
@@ -42,6 +48,8 @@ pub const SALT_LEN: usize = 16;
 pub const VAULT_ID_LEN: usize = 16;
 /// nonce || wrapped 32-byte key || tag
 pub const WRAPPED_KEY_LEN: usize = SEALED_LEN;
+/// nonce || wrapped (slot private key || vault auth key) || tag
+pub const WRAPPED_SECRET_LEN: usize = 12 + 64 + 16;
 /// nonce || wrapped 64 bytes || tag
 pub const WRAPPED_VAULT_KEYS_LEN: usize = 12 + 64 + 16;
 pub const MAX_SLOTS: usize = 64;
@@ -58,7 +66,7 @@ pub const LONGNAME_DEFAULT: u16 = 200;
 const FIXED_LEN: usize = 44;
 #[cfg(test)]
 const SLOT_COMMON_LEN: usize = 162;
-const PASSWORD_BODY_LEN: usize = 92;
+const PASSWORD_BODY_LEN: usize = 16 + SALT_LEN + WRAPPED_SECRET_LEN;
 #[cfg(test)]
 const RETIRED_ENTRY_LEN: usize = 4 + WRAPPED_KEY_LEN;
 
@@ -75,14 +83,20 @@ pub struct PasswordSlot {
     pub passes: u32,
     pub lanes: u32,
     pub salt: [u8; SALT_LEN],
-    /// The slot's private key under the Argon2id KEK.
-    pub wrapped_secret: [u8; WRAPPED_KEY_LEN],
+    /// The slot's private key and the vault auth key under the Argon2id KEK.
+    pub wrapped_secret: [u8; WRAPPED_SECRET_LEN],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoverySlot {
+    /// The vault auth key under a subkey of the recovery key.
+    pub wrapped_auth: [u8; WRAPPED_KEY_LEN],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SlotKind {
     Password(PasswordSlot),
-    Recovery,
+    Recovery(RecoverySlot),
     /// A kind from a newer sealfs: kept byte-exactly, rewrapped by rekey.
     Other {
         kind: u8,
@@ -94,7 +108,7 @@ impl SlotKind {
     pub fn code(&self) -> u8 {
         match self {
             SlotKind::Password(_) => SLOT_PASSWORD,
-            SlotKind::Recovery => SLOT_RECOVERY,
+            SlotKind::Recovery(_) => SLOT_RECOVERY,
             SlotKind::Other { kind, .. } => *kind,
         }
     }
@@ -102,7 +116,7 @@ impl SlotKind {
     pub fn name(&self) -> String {
         match self {
             SlotKind::Password(_) => "password".into(),
-            SlotKind::Recovery => "recovery".into(),
+            SlotKind::Recovery(_) => "recovery".into(),
             SlotKind::Other { kind, .. } => format!("kind {kind} (from a newer sealfs)"),
         }
     }
@@ -119,7 +133,7 @@ impl SlotKind {
                 b.extend_from_slice(&p.wrapped_secret);
                 b
             }
-            SlotKind::Recovery => Vec::new(),
+            SlotKind::Recovery(r) => r.wrapped_auth.to_vec(),
             SlotKind::Other { body, .. } => body.clone(),
         }
     }
@@ -271,7 +285,19 @@ impl ConfigFile {
         a.extend_from_slice(&self.vault_id);
         a.extend_from_slice(&id.to_le_bytes());
         let body = SlotKind::Password(p.clone()).body();
-        a.extend_from_slice(&body[..PASSWORD_BODY_LEN - WRAPPED_KEY_LEN]);
+        a.extend_from_slice(&body[..PASSWORD_BODY_LEN - WRAPPED_SECRET_LEN]);
+        a.extend_from_slice(public);
+        a
+    }
+
+    /// Associated data of a recovery slot's auth-key wrap (no generation).
+    pub fn recovery_aad(&self, id: u16, public: &[u8; 32]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&CONFIG_MAGIC);
+        a.extend_from_slice(&CONFIG_VERSION.to_le_bytes());
+        a.extend_from_slice(&self.vault_id);
+        a.extend_from_slice(b"recovery");
+        a.extend_from_slice(&id.to_le_bytes());
         a.extend_from_slice(public);
         a
     }
@@ -296,9 +322,12 @@ impl ConfigFile {
         self.slots.iter().find(|s| s.id == id)
     }
 
-    /// An id no slot has.
-    pub fn next_slot_id(&self) -> u16 {
-        self.slots.iter().map(|s| s.id).max().map_or(0, |m| m + 1)
+    /// An id no slot has (`None` once ids are exhausted).
+    pub fn next_slot_id(&self) -> Option<u16> {
+        match self.slots.iter().map(|s| s.id).max() {
+            None => Some(0),
+            Some(m) => m.checked_add(1),
+        }
     }
 
     /// Everything the MAC covers.
@@ -362,6 +391,9 @@ impl ConfigFile {
         }
         let chunk_size = r.u32()?;
         let generation = r.u32()?;
+        if generation == 0 {
+            return Err(ConfigError::Malformed("generation 0"));
+        }
         let vault_id = r.arr()?;
         let longname_max = r.u16()?;
         if !(LONGNAME_MIN..=LONGNAME_MAX).contains(&longname_max) {
@@ -400,7 +432,11 @@ impl ConfigFile {
             let body = r.take(body_len)?;
             let kind = match kind {
                 SLOT_PASSWORD => SlotKind::Password(decode_password(body)?),
-                SLOT_RECOVERY if body.is_empty() => SlotKind::Recovery,
+                SLOT_RECOVERY if body.len() == WRAPPED_KEY_LEN => {
+                    SlotKind::Recovery(RecoverySlot {
+                        wrapped_auth: body.try_into().map_err(|_| ConfigError::Truncated)?,
+                    })
+                }
                 SLOT_RECOVERY => return Err(ConfigError::Malformed("recovery slot length")),
                 0 => return Err(ConfigError::Malformed("slot kind 0")),
                 k => SlotKind::Other {
@@ -411,7 +447,8 @@ impl ConfigFile {
             if slots.iter().any(|s| s.id == id) {
                 return Err(ConfigError::Malformed("two slots with one id"));
             }
-            if kind == SlotKind::Recovery && slots.iter().any(|s| s.kind == SlotKind::Recovery) {
+            let recovery = |k: &SlotKind| matches!(k, SlotKind::Recovery(_));
+            if recovery(&kind) && slots.iter().any(|s| recovery(&s.kind)) {
                 return Err(ConfigError::Malformed("two recovery slots"));
             }
             slots.push(Slot {
@@ -474,14 +511,16 @@ mod tests {
                         passes: 3,
                         lanes: 1,
                         salt: [1; SALT_LEN],
-                        wrapped_secret: [2; WRAPPED_KEY_LEN],
+                        wrapped_secret: [2; WRAPPED_SECRET_LEN],
                     }),
                     public: [9; 32],
                     mk: sealed(10),
                 },
                 Slot {
                     id: 1,
-                    kind: SlotKind::Recovery,
+                    kind: SlotKind::Recovery(RecoverySlot {
+                        wrapped_auth: [22; WRAPPED_KEY_LEN],
+                    }),
                     public: [20; 32],
                     mk: sealed(21),
                 },
@@ -513,6 +552,7 @@ mod tests {
             FIXED_LEN
                 + 3 * SLOT_COMMON_LEN
                 + PASSWORD_BODY_LEN
+                + WRAPPED_KEY_LEN
                 + 3
                 + WRAPPED_VAULT_KEYS_LEN
                 + RETIRED_ENTRY_LEN
@@ -522,7 +562,7 @@ mod tests {
         assert_eq!(b[38], 1);
         assert_eq!(b[FIXED_LEN], SLOT_PASSWORD);
         assert_eq!(&b[FIXED_LEN + 6..FIXED_LEN + 8], &[9, 9]);
-        assert_eq!(c.next_slot_id(), 6);
+        assert_eq!(c.next_slot_id(), Some(6));
         assert_eq!(ConfigFile::decode(&b).unwrap(), c);
     }
 

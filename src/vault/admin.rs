@@ -15,6 +15,9 @@ use super::slots::{self, Secret};
 use super::unlock::{read_config, seal_config, unlock_config, write_config};
 use super::{Vault, sys};
 
+/// Older master-key generations a rekey always keeps readable.
+pub const KEEP_GENERATIONS: usize = 8;
+
 /// An unlocked vault config, held under the vault's exclusive lock.
 pub struct Admin {
     root: OwnedFd,
@@ -98,7 +101,7 @@ impl Admin {
             .iter()
             .position(|s| s.id == id && matches!(s.kind, SlotKind::Password(_)))
             .ok_or_else(|| Error::Config(format!("there is no password slot {id}")))?;
-        let slot = slots::password_slot(&self.cfg, id, password, kdf)?;
+        let slot = slots::password_slot(&self.cfg, id, password, kdf, &self.m.auth)?;
         self.cfg.slots[pos] = slot;
         self.save()
     }
@@ -110,8 +113,11 @@ impl Admin {
                 "this vault has the most key slots it can hold".into(),
             ));
         }
-        let id = self.cfg.next_slot_id();
-        let slot = slots::password_slot(&self.cfg, id, password, kdf)?;
+        let id = self
+            .cfg
+            .next_slot_id()
+            .ok_or_else(|| Error::Config("no free key slot id".into()))?;
+        let slot = slots::password_slot(&self.cfg, id, password, kdf, &self.m.auth)?;
         self.cfg.slots.push(slot);
         self.save()?;
         Ok(id)
@@ -136,22 +142,32 @@ impl Admin {
         self.save()
     }
 
-    /// Replaces the recovery slot (or adds one); returns the new recovery key.
-    pub fn regenerate_recovery(&mut self) -> Result<SecretKey> {
+    /// Replaces the recovery slot (or adds one) in memory and returns the
+    /// new recovery key; nothing is written until `commit`, so the caller
+    /// can hand the key out first and never leave a vault whose only
+    /// recovery key was lost on the way.
+    pub fn prepare_recovery(&mut self) -> Result<SecretKey> {
         let id = match self
             .cfg
             .slots
             .iter()
-            .position(|s| s.kind == SlotKind::Recovery)
+            .position(|s| matches!(s.kind, SlotKind::Recovery(_)))
         {
             Some(pos) => self.cfg.slots.remove(pos).id,
-            None => self.cfg.next_slot_id(),
+            None => self
+                .cfg
+                .next_slot_id()
+                .ok_or_else(|| Error::Config("no free key slot id".into()))?,
         };
-        let (slot, rk) = slots::recovery_slot(id)?;
+        let (slot, rk) = slots::recovery_slot(&self.cfg, id, &self.m.auth)?;
         self.cfg.slots.push(slot);
         self.cfg.slots.sort_by_key(|s| s.id);
-        self.save()?;
         Ok(rk)
+    }
+
+    /// Writes what `prepare_recovery` changed.
+    pub fn commit(&mut self) -> Result<()> {
+        self.save()
     }
 
     /// The id of the first password slot (what `passwd` changes by default).
@@ -169,7 +185,7 @@ impl Admin {
             // Phase 1: a new generation; every older one stays readable.
             if self.m.retired.len() + 1 > MAX_RETIRED {
                 return Err(Error::Config(format!(
-                    "this vault already keeps {} older key generations; run fsck",
+                    "this vault already keeps {} older key generations, the most it can",
                     self.m.retired.len()
                 )));
             }
@@ -188,12 +204,18 @@ impl Admin {
         let report = super::rekey::rewrap_all(&vault, progress)?;
         // Headers must be on disk before the config stops naming the state.
         sys::syncfs(self.root.as_fd())?;
-        // Phase 3: keep the generation just replaced (other devices may still
-        // write with it until they see this config) and any the walk found.
-        let previous = self.cfg.generation - 1;
+        // Phase 3. The newest KEEP_GENERATIONS older generations stay
+        // readable whatever the pass saw: another device may still write
+        // with one until it sees this config, and the pass cannot see files
+        // not synced here yet. Older ones stay only while a header uses
+        // them. (A plain rekey keeps every DEK, so an old MK kept costs no
+        // secrecy.)
+        let mut gens: Vec<u32> = self.m.retired.iter().map(|(g, _)| *g).collect();
+        gens.sort_unstable_by(|a, b| b.cmp(a));
+        let recent: Vec<u32> = gens.into_iter().take(KEEP_GENERATIONS).collect();
         self.m
             .retired
-            .retain(|(g, _)| *g == previous || report.seen.contains(g));
+            .retain(|(g, _)| recent.contains(g) || report.seen.contains(g));
         self.cfg.state = State::Idle;
         self.save()?;
         Ok(report)

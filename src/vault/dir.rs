@@ -17,6 +17,9 @@ use super::keys::VaultKeys;
 use super::sys;
 use super::warn_once;
 
+/// Why a long name does not decode when its sidecar has not arrived (yet).
+pub(crate) const MISSING_SIDECAR: &str = "long name's .name sidecar is missing (not synced yet?)";
+
 /// Kind of a directory entry, from the vault's own `d_type`/`st_mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -224,7 +227,10 @@ impl Dir {
                     Ok(v) if std::str::from_utf8(&v).map(hashed_long_name).as_deref() == Ok(h) => {
                         String::from_utf8(v).map_err(|_| "long name sidecar is not text")?
                     }
-                    _ => return Err("long name has a missing or mismatched .name sidecar"),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        return Err(MISSING_SIDECAR);
+                    }
+                    _ => return Err("long name's .name sidecar does not match it"),
                 }
             }
             _ => return Err("not a sealfs entry"),

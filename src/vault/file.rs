@@ -48,6 +48,10 @@ pub struct SealedFile {
     label: String,
 }
 
+/// Why a header does not open when its config has not synced (yet).
+pub(crate) const UNKNOWN_GENERATION: &str =
+    "written with a master-key generation this config does not have (config not synced yet?)";
+
 impl SealedFile {
     /// Initialises a freshly created, empty vault file: header + one empty final chunk.
     pub(crate) fn create(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
@@ -120,6 +124,12 @@ impl SealedFile {
             return Err(corrupt("shorter than a sealfs header"));
         }
         let header = FileHeader::decode(&hb).map_err(|e| corrupt(&format!("header: {e:?}")))?;
+        if !keys.generations().any(|g| g == header.generation) {
+            return Err(corrupt(&format!(
+                "{UNKNOWN_GENERATION} ({})",
+                header.generation
+            )));
+        }
         let dek = keys
             .unwrap_dek(&header)
             .ok_or_else(|| corrupt("file key failed authentication"))?;

@@ -80,6 +80,17 @@ struct Damage {
     salvage: bool,
 }
 
+/// Damage that a sync still in progress explains (a header of a generation
+/// whose config has not arrived, a missing ID file or sidecar): reported,
+/// never moved by a repair.
+fn maybe_syncing(what: &str) -> bool {
+    what.contains(super::file::UNKNOWN_GENERATION)
+        || what.contains(super::dir::MISSING_SIDECAR)
+        || what.contains(MISSING_DIRID)
+}
+
+const MISSING_DIRID: &str = "its directory-ID file is missing (not synced yet?)";
+
 fn join(parent: &str, name: &OsStr) -> String {
     let n = name.to_string_lossy();
     if parent.is_empty() {
@@ -407,6 +418,10 @@ impl Checker<'_> {
             };
             if in_lost_found {
                 f.what.push_str(" (already in lost+found)");
+            } else if maybe_syncing(&f.what) {
+                if self.repair {
+                    f.what.push_str("; left in place: it may still be syncing");
+                }
             } else if self.repair {
                 f.repaired = Some(self.repair(&dir, raw, plain_path.as_deref(), &d, kind)?);
             }

@@ -20,6 +20,7 @@ pub(crate) mod context {
     pub const CONFIG_MAC: &str = "sealfs v1 2026-11 config mac";
     pub const RECOVERY_SLOT: &str = "sealfs v1 2026-11 recovery slot";
     pub const DIRID_FILE_MAC: &str = "sealfs v1 2026-11 dir id file mac";
+    pub const RECOVERY_AUTH: &str = "sealfs v1 2026-11 recovery slot auth key wrap";
 }
 
 /// The secrets an unlocked config yields.
@@ -31,6 +32,8 @@ pub struct MasterKeys {
     pub retired: Vec<(u32, SecretKey)>,
     pub name_key: SecretKey,
     pub dirid_key: SecretKey,
+    /// The vault auth key: every slot holds it; the config MAC is keyed by it.
+    pub auth: SecretKey,
 }
 
 /// Everything needed to read and write a vault, derived once at unlock.

@@ -46,7 +46,7 @@ fn open_rw(dir: BorrowedFd<'_>, name: &[u8]) -> std::io::Result<std::os::fd::Own
 
 /// Rewraps one file's header if it names an older generation; returns that generation.
 fn rewrap_one(keys: &VaultKeys, dir: BorrowedFd<'_>, name: &[u8]) -> Result<Option<u32>> {
-    let fd = sys::openat(dir, name, libc::O_RDONLY, 0)?;
+    let fd = sys::openat(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
     let mut hb = [0u8; HEADER_LEN];
     let n = rustix::io::pread(&fd, &mut hb, 0).map_err(std::io::Error::from)?;
     let h = FileHeader::decode(&hb[..n]).map_err(|e| Error::Corrupt(format!("header: {e:?}")))?;
@@ -86,7 +86,22 @@ pub fn rewrap_all(vault: &Vault, progress: &mut dyn FnMut(u64, u64)) -> Result<R
                 log::error!("rekey: {p}: {why}");
                 r.damaged.push(p);
             }
-            Err(e) => return Err(e),
+            // The vault cannot take writes: stop (a rerun resumes).
+            Err(e)
+                if matches!(
+                    e.to_errno(),
+                    libc::ENOSPC | libc::EROFS | libc::EIO | libc::EDQUOT
+                ) =>
+            {
+                return Err(e);
+            }
+            // One file this user cannot rewrite (another owner, a FIFO put in
+            // its place): report it and go on; its generation stays readable.
+            Err(e) => {
+                let p = f.dir.join(f.name).display().to_string();
+                log::error!("rekey: {p}: {e}");
+                r.damaged.push(format!("{p}: {e}"));
+            }
         }
         progress(r.files, total.max(r.files));
         Ok(())

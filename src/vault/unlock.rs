@@ -48,8 +48,8 @@ fn to_key<const N: usize>(v: &[u8]) -> Result<[u8; N]> {
         .map_err(|_| Error::Config("internal: wrapped key length".into()))
 }
 
-fn compute_mac(cfg: &ConfigFile, mk: &SecretKey) -> [u8; 32] {
-    *blake3::keyed_hash(mk.derive(context::CONFIG_MAC).expose(), &cfg.mac_input()).as_bytes()
+fn compute_mac(cfg: &ConfigFile, auth: &SecretKey) -> [u8; 32] {
+    *blake3::keyed_hash(auth.derive(context::CONFIG_MAC).expose(), &cfg.mac_input()).as_bytes()
 }
 
 /// Seals everything MK-bound in `cfg` under `m`: the MK to every slot, the
@@ -75,7 +75,7 @@ pub fn seal_config(cfg: &mut ConfigFile, m: &MasterKeys) -> Result<()> {
             })
         })
         .collect::<Result<_>>()?;
-    cfg.mac = compute_mac(cfg, &m.current);
+    cfg.mac = compute_mac(cfg, &m.auth);
     Ok(())
 }
 
@@ -108,6 +108,7 @@ pub fn create_config(password: &[u8], p: NewConfig) -> Result<(ConfigFile, Maste
         retired: Vec::new(),
         name_key: SecretKey::random()?,
         dirid_key: SecretKey::random()?,
+        auth: SecretKey::random()?,
     };
     let mut cfg = ConfigFile {
         chunk_size: p.chunk_size,
@@ -120,8 +121,8 @@ pub fn create_config(password: &[u8], p: NewConfig) -> Result<(ConfigFile, Maste
         retired: Vec::new(),
         mac: [0; 32],
     };
-    let pw = slots::password_slot(&cfg, 0, password, p.kdf)?;
-    let (rs, rk) = slots::recovery_slot(1)?;
+    let pw = slots::password_slot(&cfg, 0, password, p.kdf, &m.auth)?;
+    let (rs, rk) = slots::recovery_slot(&cfg, 1, &m.auth)?;
     cfg.slots = vec![pw, rs];
     seal_config(&mut cfg, &m)?;
     Ok((cfg, m, rk))
@@ -130,8 +131,8 @@ pub fn create_config(password: &[u8], p: NewConfig) -> Result<(ConfigFile, Maste
 /// Opens the master key through a slot, then authenticates the whole config
 /// and unwraps the vault keys and retired generations.
 pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<MasterKeys> {
-    let (slot, mk) = slots::open_slots(cfg, &secret)?;
-    if !constant_time_eq(&compute_mac(cfg, &mk), &cfg.mac) {
+    let (slot, mk, auth) = slots::open_slots(cfg, &secret)?;
+    if !constant_time_eq(&compute_mac(cfg, &auth), &cfg.mac) {
         return Err(Error::Config(format!(
             "{CONFIG_FILE} failed authentication: it was modified outside sealfs"
         )));
@@ -164,6 +165,7 @@ pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<MasterKeys>
         retired,
         name_key,
         dirid_key,
+        auth,
     })
 }
 
