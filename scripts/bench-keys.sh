@@ -3,6 +3,7 @@
 # the number of files, not their size:
 #   - unlock alone (Argon2id at the KDF given; `sealfs ls` of an empty root),
 #   - rekey of 10,000 small files, rekey of one 1 GiB file,
+#   - rekey --full of both (re-encrypts everything: grows with size),
 #   - passwd (one config write), fsck of both vaults.
 #
 #   scripts/bench-keys.sh [--files N] [--big-mib M] [--kdf-memory MIB]
@@ -59,6 +60,8 @@ run "unlock only (ls /)" "$BIN" ls --passfile "$WORK/pw" "$WORK/small" /
 run "rekey, $FILES small files" "$BIN" rekey --passfile "$WORK/pw" "$WORK/small"
 run "rekey, one ${BIG} MiB file" "$BIN" rekey --passfile "$WORK/pw" "$WORK/big"
 run "rekey again, $FILES small files" "$BIN" rekey --passfile "$WORK/pw" "$WORK/small"
+run "rekey --full, $FILES small files" "$BIN" rekey --full --passfile "$WORK/pw" "$WORK/small"
+run "rekey --full, one ${BIG} MiB file" "$BIN" rekey --full --passfile "$WORK/pw" "$WORK/big"
 run "passwd" "$BIN" passwd --passfile "$WORK/pw" --new-passfile "$WORK/pw2" --kdf-memory "$KDF" "$WORK/small"
 run "fsck, $FILES small files" "$BIN" fsck --passfile "$WORK/pw2" "$WORK/small"
 run "fsck, one ${BIG} MiB file" "$BIN" fsck --passfile "$WORK/pw" "$WORK/big"

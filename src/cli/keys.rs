@@ -217,9 +217,7 @@ fn write_private(p: &Path, text: &str) -> Result<()> {
 
 pub fn rekey(pass: &PassArgs, full: bool, vault: &Path) -> Result<()> {
     if full {
-        return Err(Error::Config(
-            "rekey --full is not available in this version of sealfs".into(),
-        ));
+        return rekey_full(pass, vault);
     }
     let mut a = open(pass, vault)?;
     let bar = progress_bar("rekey");
@@ -243,6 +241,42 @@ pub fn rekey(pass: &PassArgs, full: bool, vault: &Path) -> Result<()> {
             eprintln!("  {d}");
         }
     }
+    Ok(())
+}
+
+fn rekey_full(pass: &PassArgs, vault: &Path) -> Result<()> {
+    let mut a = open(pass, vault)?;
+    let bar = progress_bar("rekey --full");
+    let report = a.rekey_full(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    if !report.damaged.is_empty() {
+        eprintln!(
+            "sealfs: rekey --full stopped: {} entr{} could not be re-encrypted:",
+            report.damaged.len(),
+            if report.damaged.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        );
+        for d in &report.damaged {
+            eprintln!("  {d}");
+        }
+        return Err(Error::Config(
+            "the vault stays readable (`sealfs ls`, `sealfs cat`); restore or remove those \
+             entries in the vault, then run `sealfs rekey --full` again to finish"
+                .into(),
+        ));
+    }
+    eprintln!(
+        "Rekeyed fully: master key generation {}; {} entries re-encrypted under new keys. \
+         The old master key opens nothing in the vault now.",
+        a.config().generation,
+        report.converted
+    );
     Ok(())
 }
 
@@ -286,6 +320,7 @@ pub fn fsck(pass: &PassArgs, repair: bool, vault: &Path) -> i32 {
 
 fn fsck_run(pass: &PassArgs, repair: bool, vault: &Path) -> Result<i32> {
     let cfg = Vault::info(vault)?;
+    super::refuse_unfinished_full_rekey(vault)?;
     let _lock = crate::vault::admin::lock_now(vault)?;
     let pw = password::existing(pass, vault)?;
     let v = Vault::unlock(vault, Secret::Password(&pw))?;

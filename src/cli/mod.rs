@@ -218,7 +218,8 @@ pub enum Command {
     Rekey {
         #[command(flatten)]
         pass: PassArgs,
-        /// Also renew every file key, name and directory ID (re-encrypts everything)
+        /// Also renew every file key, name, directory ID, symlink target and
+        /// attribute: re-encrypts everything (unmount other devices first)
         #[arg(long)]
         full: bool,
         vault: PathBuf,
@@ -340,6 +341,19 @@ pub fn run(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(e) => report(&e),
     }
+}
+
+/// Writing (mount, put, fsck) waits for an unfinished `rekey --full`; reading
+/// offline (`ls`, `cat`) works throughout.
+fn refuse_unfinished_full_rekey(vault: &std::path::Path) -> crate::Result<()> {
+    if crate::vault::Vault::info(vault)?.state == crate::format::config::State::FullRekeying {
+        return Err(Error::Config(format!(
+            "a rekey --full of this vault is unfinished; run `sealfs rekey --full {}` first \
+             (`sealfs ls` and `sealfs cat` read it meanwhile)",
+            vault.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Prints one clear line for an error and returns its exit status.

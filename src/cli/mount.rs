@@ -339,6 +339,7 @@ fn detach_stdio(log: Option<&Path>) -> Result<()> {
 
 pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
     Vault::info(a.vault)?;
+    super::refuse_unfinished_full_rekey(a.vault)?;
     let mnt = check_mountpoint(a.mountpoint)?;
     let lock = lock_vault(a.vault)?;
     let pw = password::existing(a.pass, a.vault)?;

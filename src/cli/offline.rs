@@ -59,6 +59,7 @@ pub fn cat(pass: &PassArgs, vault: &Path, path: &Path) -> Result<()> {
 }
 
 pub fn put(pass: &PassArgs, vault: &Path, path: &Path) -> Result<()> {
+    super::refuse_unfinished_full_rekey(vault)?;
     let v = unlock(pass, vault)?;
     // Create missing parent directories.
     let mut dir = v.root()?;

@@ -96,8 +96,14 @@ pub fn info(vault: &Path) -> Result<()> {
             other => println!("key slot {}:            {}", s.id, other.name()),
         }
     }
-    if c.state == State::Rekeying {
-        println!("rekey:                 in progress (run `sealfs rekey` again to finish)");
+    match c.state {
+        State::Rekeying => {
+            println!("rekey:                 in progress (run `sealfs rekey` again to finish)")
+        }
+        State::FullRekeying => println!(
+            "rekey:                 --full in progress (run `sealfs rekey --full` again to finish)"
+        ),
+        State::Idle => {}
     }
     if !c.retired.is_empty() {
         let gens: Vec<String> = c.retired.iter().map(|r| r.generation.to_string()).collect();

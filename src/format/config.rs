@@ -11,7 +11,8 @@
 //!  16    4  current master-key generation (new headers are wrapped with it)
 //!  20   16  vault ID (random at init; names the vault in keyrings, locks, logs)
 //!  36    2  longest vault entry name for an encrypted name (50..=255; longer ones are hashed)
-//!  38    1  state: 0 idle, 1 rekey in progress (other values refused)
+//!  38    1  state: 0 idle, 1 rekey in progress, 2 rekey --full in progress
+//!           (other values refused)
 //!  39    1  zero
 //!  40    2  slot count s (1..=64)
 //!  42    2  retired-generation count r (0..=16)
@@ -30,6 +31,7 @@
 //!                    nonce || AES-256-GCM-SIV(recovery-key subkey, vault auth key) || tag;
 //!                    the private key is derived from the recovery key.
 //!    .  92  nonce || AES-256-GCM-SIV(MK subkey, name key || dir-id key) || tag
+//!    .  92  (state 2 only) the same for the previous name and dir-id keys
 //!    . r*64 generation (4) || nonce || AES-256-GCM-SIV(MK subkey, that generation's MK) || tag
 //!    .  32  BLAKE3-keyed(vault-auth-key subkey, every preceding byte)
 //!
@@ -75,6 +77,19 @@ const RETIRED_ENTRY_LEN: usize = 4 + WRAPPED_KEY_LEN;
 pub enum State {
     Idle,
     Rekeying,
+    /// `rekey --full`: names, directory IDs and contents are being
+    /// re-encrypted; the previous name and dir-id keys are in the config.
+    FullRekeying,
+}
+
+impl State {
+    fn code(self) -> u8 {
+        match self {
+            State::Idle => 0,
+            State::Rekeying => 1,
+            State::FullRekeying => 2,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +179,8 @@ pub struct ConfigFile {
     pub state: State,
     pub slots: Vec<Slot>,
     pub vault_keys: [u8; WRAPPED_VAULT_KEYS_LEN],
+    /// Present exactly in state `FullRekeying`.
+    pub previous_vault_keys: Option<[u8; WRAPPED_VAULT_KEYS_LEN]>,
     pub retired: Vec<RetiredKey>,
     pub mac: [u8; MAC_LEN],
 }
@@ -309,6 +326,13 @@ impl ConfigFile {
         a
     }
 
+    /// Associated data of the previous vault keys' wrap (state 2).
+    pub fn previous_vault_keys_aad(&self) -> Vec<u8> {
+        let mut a = self.core();
+        a.extend_from_slice(b"previous vault keys");
+        a
+    }
+
     /// Associated data of a retired key's wrap.
     pub fn retired_aad(&self, generation: u32) -> Vec<u8> {
         let mut a = self.core();
@@ -340,10 +364,7 @@ impl ConfigFile {
         b.extend_from_slice(&self.generation.to_le_bytes());
         b.extend_from_slice(&self.vault_id);
         b.extend_from_slice(&self.longname_max.to_le_bytes());
-        b.push(match self.state {
-            State::Idle => 0,
-            State::Rekeying => 1,
-        });
+        b.push(self.state.code());
         b.push(0);
         b.extend_from_slice(&(self.slots.len() as u16).to_le_bytes());
         b.extend_from_slice(&(self.retired.len() as u16).to_le_bytes());
@@ -360,6 +381,9 @@ impl ConfigFile {
             b.extend_from_slice(&body);
         }
         b.extend_from_slice(&self.vault_keys);
+        if let Some(p) = &self.previous_vault_keys {
+            b.extend_from_slice(p);
+        }
         for r in &self.retired {
             b.extend_from_slice(&r.generation.to_le_bytes());
             b.extend_from_slice(&r.wrapped_mk);
@@ -402,6 +426,7 @@ impl ConfigFile {
         let state = match r.u8()? {
             0 => State::Idle,
             1 => State::Rekeying,
+            2 => State::FullRekeying,
             s => return Err(ConfigError::UnknownState(s)),
         };
         if r.u8()? != 0 {
@@ -459,6 +484,10 @@ impl ConfigFile {
             });
         }
         let vault_keys = r.arr()?;
+        let previous_vault_keys = match state {
+            State::FullRekeying => Some(r.arr()?),
+            _ => None,
+        };
         let mut retired = Vec::with_capacity(nretired);
         for _ in 0..nretired {
             retired.push(RetiredKey {
@@ -478,6 +507,7 @@ impl ConfigFile {
             state,
             slots,
             vault_keys,
+            previous_vault_keys,
             retired,
             mac,
         })
@@ -535,6 +565,7 @@ mod tests {
                 },
             ],
             vault_keys: [4; WRAPPED_VAULT_KEYS_LEN],
+            previous_vault_keys: None,
             retired: vec![RetiredKey {
                 generation: 2,
                 wrapped_mk: [5; WRAPPED_KEY_LEN],
@@ -567,6 +598,16 @@ mod tests {
     }
 
     #[test]
+    fn full_rekey_state_carries_the_previous_keys() {
+        let mut c = sample();
+        c.state = State::FullRekeying;
+        c.previous_vault_keys = Some([7; WRAPPED_VAULT_KEYS_LEN]);
+        let b = c.encode();
+        assert_eq!(b.len(), sample().encode().len() + WRAPPED_VAULT_KEYS_LEN);
+        assert_eq!(ConfigFile::decode(&b).unwrap(), c);
+    }
+
+    #[test]
     fn refuses_bad_input() {
         let b = sample().encode();
         assert_eq!(ConfigFile::decode(b"nope"), Err(ConfigError::NotSealfs));
@@ -581,8 +622,8 @@ mod tests {
         f[10] = 1;
         assert_eq!(ConfigFile::decode(&f), Err(ConfigError::UnknownFlags(1)));
         let mut s = b.clone();
-        s[38] = 2;
-        assert_eq!(ConfigFile::decode(&s), Err(ConfigError::UnknownState(2)));
+        s[38] = 3;
+        assert_eq!(ConfigFile::decode(&s), Err(ConfigError::UnknownState(3)));
         let mut n = b.clone();
         n[40] = 0;
         assert!(ConfigFile::decode(&n).is_err());

@@ -179,8 +179,56 @@ impl Admin {
             .map(|s| s.id)
     }
 
+    /// `rekey --full` (see `super::fullrekey`): new master, name and dir-id
+    /// keys, every entry re-encrypted. Resumable. Returns the pass's report;
+    /// when it lists damaged entries the rekey stays unfinished (state 2,
+    /// everything still readable) and a rerun continues.
+    pub fn rekey_full(
+        &mut self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<super::fullrekey::Report> {
+        if self.cfg.state != State::FullRekeying {
+            if self.m.retired.len() + 1 > MAX_RETIRED {
+                return Err(Error::Config(format!(
+                    "this vault keeps {} older key generations, the most it can",
+                    self.m.retired.len()
+                )));
+            }
+            let old = std::mem::replace(&mut self.m.current, SecretKey::random()?);
+            self.m.retired.insert(0, (self.cfg.generation, old));
+            let name = std::mem::replace(&mut self.m.name_key, SecretKey::random()?);
+            let dirid = std::mem::replace(&mut self.m.dirid_key, SecretKey::random()?);
+            self.m.previous = Some((name, dirid));
+            self.cfg.generation = self
+                .cfg
+                .generation
+                .checked_add(1)
+                .ok_or_else(|| Error::Config("key generation counter exhausted".into()))?;
+            self.save()?;
+        }
+        let vault = Vault::open(self.root.try_clone()?, &self.cfg, &self.m, &self.path)?;
+        let report = super::fullrekey::convert_all(&vault, progress)?;
+        if !report.damaged.is_empty() {
+            return Ok(report);
+        }
+        super::fullrekey::sweep_links(&vault)?;
+        sys::syncfs(self.root.as_fd())?;
+        // Nothing uses the previous keys or any older generation now.
+        self.m.previous = None;
+        self.m.retired.clear();
+        self.cfg.state = State::Idle;
+        self.save()?;
+        Ok(report)
+    }
+
     /// Rotates the master key (see `super::rekey`).
     pub fn rekey(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<super::rekey::Report> {
+        if self.cfg.state == State::FullRekeying {
+            return Err(Error::Config(
+                "a rekey --full of this vault is unfinished; run `sealfs rekey --full` to finish it"
+                    .into(),
+            ));
+        }
         if self.cfg.state == State::Idle {
             // Phase 1: a new generation; every older one stays readable.
             if self.m.retired.len() + 1 > MAX_RETIRED {

@@ -90,9 +90,27 @@ enum Label {
     Of(Arc<dyn Labelled>),
 }
 
+/// Which name keys seal a directory's entries. Anything but `Current` exists
+/// only while a `rekey --full` is unfinished (see `super::fullrekey`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Naming {
+    Current,
+    /// Not reached yet: the previous name key, and `id` is the old ID.
+    Previous,
+    /// Being converted: `id` is the new ID; entries not yet converted are
+    /// sealed with the previous name key under `old`.
+    Both {
+        old: DirId,
+    },
+}
+
+/// The file that holds a directory's new ID while `rekey --full` converts it.
+pub(crate) const DIRID_NEXT_FILE: &str = ".sealfs.dir.next";
+
 pub struct Dir {
     fd: Arc<OwnedFd>,
     id: DirId,
+    naming: Naming,
     keys: Arc<VaultKeys>,
     is_root: bool,
     /// Vault-relative ciphertext path, for log messages.
@@ -102,9 +120,14 @@ pub struct Dir {
 impl Dir {
     pub(crate) fn root(fd: OwnedFd, keys: Arc<VaultKeys>) -> Dir {
         let id = keys.root_id;
+        let naming = match &keys.previous {
+            Some(p) => Naming::Both { old: p.root_id },
+            None => Naming::Current,
+        };
         Dir {
             fd: Arc::new(fd),
             id,
+            naming,
             keys,
             is_root: true,
             label: Label::Fixed(".".into()),
@@ -113,10 +136,11 @@ impl Dir {
 
     /// Wraps an open vault directory fd, reading its ID file.
     pub fn from_fd(fd: OwnedFd, keys: Arc<VaultKeys>, label: String) -> Result<Dir> {
-        let id = Self::read_id(fd.as_fd(), &keys, &label)?;
+        let (id, naming) = Self::read_naming(fd.as_fd(), &keys, &label)?;
         Ok(Dir {
             fd: Arc::new(fd),
             id,
+            naming,
             keys,
             is_root: false,
             label: Label::Fixed(label),
@@ -135,10 +159,41 @@ impl Dir {
         Dir {
             fd,
             id,
+            naming: Naming::Current,
             keys,
             is_root,
             label: Label::Of(owner),
         }
+    }
+
+    /// The directory's ID and naming: as `read_id`, and during a
+    /// `rekey --full` also an ID file still under the previous key.
+    pub(crate) fn read_naming(
+        fd: BorrowedFd<'_>,
+        keys: &VaultKeys,
+        label: &str,
+    ) -> Result<(DirId, Naming)> {
+        let Some(p) = &keys.previous else {
+            return Ok((Self::read_id(fd, keys, label)?, Naming::Current));
+        };
+        let raw = sys::read_small_file(fd, DIRID_FILE.as_bytes(), DIRID_FILE_LEN)
+            .map_err(|e| Error::Corrupt(format!("{label}/{DIRID_FILE}: {e}")))?;
+        if let Some(id) = DirId::decode(&raw, &keys.dirid_mac) {
+            return Ok((id, Naming::Current));
+        }
+        let old = DirId::decode(&raw, &p.dirid_mac)
+            .ok_or_else(|| Error::Corrupt(format!("{label}/{DIRID_FILE}")))?;
+        let next = sys::read_small_file(fd, DIRID_NEXT_FILE.as_bytes(), DIRID_FILE_LEN)
+            .ok()
+            .and_then(|b| DirId::decode(&b, &keys.dirid_mac));
+        Ok(match next {
+            Some(new) => (new, Naming::Both { old }),
+            None => (old, Naming::Previous),
+        })
+    }
+
+    pub(crate) fn naming(&self) -> Naming {
+        self.naming
     }
 
     /// Reads and checks the ID file of the vault directory open as `fd`.
@@ -200,7 +255,40 @@ impl Dir {
     pub fn disk_name(&self, name: &OsStr) -> Result<DiskName> {
         let b = sys::bytes(name);
         valid_plain_name(b).map_err(Error::errno)?;
-        Ok(self.keys.names.disk_name(&self.id, b)?)
+        match (self.naming, &self.keys.previous) {
+            (Naming::Current, _) | (_, None) => Ok(self.keys.names.disk_name(&self.id, b)?),
+            (Naming::Previous, Some(p)) => Ok(p.names.disk_name(&self.id, b)?),
+            (Naming::Both { old }, Some(p)) => {
+                let dn = self.keys.names.disk_name(&self.id, b)?;
+                if sys::fstatat(self.fd(), dn.entry().as_bytes()).is_err() {
+                    let o = p.names.disk_name(&old, b)?;
+                    if sys::fstatat(self.fd(), o.entry().as_bytes()).is_ok() {
+                        return Ok(o);
+                    }
+                }
+                Ok(dn)
+            }
+        }
+    }
+
+    /// The name an entry has under the current name key (what `rekey --full` converts to).
+    pub(crate) fn current_disk_name(&self, name: &OsStr) -> Result<DiskName> {
+        Ok(self.keys.names.disk_name(&self.id, sys::bytes(name))?)
+    }
+
+    /// Decrypts a full name encoding; `Some((name, sealed with the current key))`.
+    fn decode_full(&self, full: &str) -> Option<(Vec<u8>, bool)> {
+        let cur = || self.keys.names.decode(&self.id, full.as_bytes());
+        match (self.naming, &self.keys.previous) {
+            (Naming::Current, _) | (_, None) => cur().map(|n| (n, true)),
+            (Naming::Previous, Some(p)) => p
+                .names
+                .decode(&self.id, full.as_bytes())
+                .map(|n| (n, false)),
+            (Naming::Both { old }, Some(p)) => cur()
+                .map(|n| (n, true))
+                .or_else(|| p.names.decode(&old, full.as_bytes()).map(|n| (n, false))),
+        }
     }
 
     /// `lstat` of an entry by plaintext name.
@@ -217,29 +305,44 @@ impl Dir {
         Ok((fd, st, dn))
     }
 
-    /// Decrypts a sealfs entry's raw name (no logging); the error says why not.
-    pub(crate) fn decode_entry(&self, raw: &OsStr) -> std::result::Result<OsString, &'static str> {
-        use std::os::unix::ffi::OsStringExt;
-        let full = match classify(sys::bytes(raw), self.is_root) {
-            VaultEntry::Short(s) => s.to_string(),
+    /// The full name encoding of a raw entry: `Err(None)` for entries that
+    /// are not names (sealfs's own files, sidecars, sync tools' files),
+    /// `Err(Some(why))` for ones that should be.
+    fn full_encoding(&self, raw: &OsStr) -> std::result::Result<String, Option<&'static str>> {
+        match classify(sys::bytes(raw), self.is_root) {
+            VaultEntry::Short(s) => Ok(s.to_string()),
             VaultEntry::Long(h) => {
                 match sys::read_small_file(self.fd(), sidecar_of(h).as_bytes(), 8192) {
                     Ok(v) if std::str::from_utf8(&v).map(hashed_long_name).as_deref() == Ok(h) => {
-                        String::from_utf8(v).map_err(|_| "long name sidecar is not text")?
+                        String::from_utf8(v).map_err(|_| Some("long name sidecar is not text"))
                     }
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                        return Err(MISSING_SIDECAR);
-                    }
-                    _ => return Err("long name's .name sidecar does not match it"),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(Some(MISSING_SIDECAR)),
+                    _ => Err(Some("long name's .name sidecar does not match it")),
                 }
             }
-            _ => return Err("not a sealfs entry"),
-        };
-        self.keys
-            .names
-            .decode(&self.id, full.as_bytes())
-            .map(OsString::from_vec)
+            VaultEntry::Foreign => Err(Some("not a sealfs entry")),
+            _ => Err(None),
+        }
+    }
+
+    /// Decrypts a sealfs entry's raw name (no logging); the error says why
+    /// not. The flag tells whether it is sealed with the current name key.
+    pub(crate) fn decode_entry_which(
+        &self,
+        raw: &OsStr,
+    ) -> std::result::Result<(OsString, bool), &'static str> {
+        use std::os::unix::ffi::OsStringExt;
+        let full = self
+            .full_encoding(raw)
+            .map_err(|e| e.unwrap_or("not a sealfs entry"))?;
+        self.decode_full(&full)
+            .map(|(n, cur)| (OsString::from_vec(n), cur))
             .ok_or("name failed authentication")
+    }
+
+    /// Decrypts a sealfs entry's raw name (no logging); the error says why not.
+    pub(crate) fn decode_entry(&self, raw: &OsStr) -> std::result::Result<OsString, &'static str> {
+        self.decode_entry_which(raw).map(|(n, _)| n)
     }
 
     /// The ciphertext path of entry `entry` of this directory.
@@ -255,36 +358,24 @@ impl Dir {
     /// Decrypts one raw vault name; `None` for entries that are not sealfs
     /// entries of this directory (logged once).
     fn decrypt_entry(&self, raw: &OsStr) -> Option<OsString> {
+        self.decrypt_entry_which(raw).map(|(n, _)| n)
+    }
+
+    fn decrypt_entry_which(&self, raw: &OsStr) -> Option<(OsString, bool)> {
         use std::os::unix::ffi::OsStringExt;
-        let b = sys::bytes(raw);
-        let full = match classify(b, self.is_root) {
-            VaultEntry::Short(s) => s.to_string(),
-            VaultEntry::Long(h) => {
-                let side = sidecar_of(h);
-                match sys::read_small_file(self.fd(), side.as_bytes(), 8192) {
-                    Ok(v) if std::str::from_utf8(&v).map(hashed_long_name).as_deref() == Ok(h) => {
-                        String::from_utf8(v).ok()?
-                    }
-                    _ => {
-                        warn_once(
-                            &self.child_label(h),
-                            "long name has a missing or mismatched .name sidecar",
-                        );
-                        return None;
-                    }
-                }
-            }
-            VaultEntry::Sidecar | VaultEntry::Internal | VaultEntry::SyncTool => return None,
-            VaultEntry::Foreign => {
+        let full = match self.full_encoding(raw) {
+            Ok(f) => f,
+            Err(None) => return None,
+            Err(Some(why)) => {
                 warn_once(
                     &self.child_label(&raw.to_string_lossy()),
-                    "not a sealfs entry; hidden",
+                    &format!("{why}; hidden"),
                 );
                 return None;
             }
         };
-        match self.keys.names.decode(&self.id, full.as_bytes()) {
-            Some(n) => Some(OsString::from_vec(n)),
+        match self.decode_full(&full) {
+            Some((n, cur)) => Some((OsString::from_vec(n), cur)),
             None => {
                 warn_once(
                     &self.child_label(&raw.to_string_lossy()),
@@ -299,15 +390,24 @@ impl Dir {
     pub fn list(&self) -> Result<Vec<DirEntry>> {
         let raw = sys::read_dir(self.fd())?;
         let mut out = Vec::with_capacity(raw.len());
+        let mut old = Vec::new();
         for r in raw {
-            if let Some(name) = self.decrypt_entry(&r.name) {
-                out.push(DirEntry {
+            if let Some((name, current)) = self.decrypt_entry_which(&r.name) {
+                let e = DirEntry {
                     name,
                     disk_name: r.name,
                     ino: r.ino,
                     kind: Kind::from_dtype(r.d_type),
-                });
+                };
+                if current { out.push(e) } else { old.push(e) }
             }
+        }
+        // During a rekey --full a crash can leave an entry under both keys
+        // for a moment: the converted one is the one shown.
+        if !old.is_empty() {
+            let seen: std::collections::HashSet<OsString> =
+                out.iter().map(|e| e.name.clone()).collect();
+            out.extend(old.into_iter().filter(|e| !seen.contains(&e.name)));
         }
         Ok(out)
     }
@@ -339,7 +439,7 @@ impl Dir {
 
     /// Writes the sidecar of a long name durably (idempotent; a damaged
     /// existing sidecar is replaced atomically).
-    fn put_sidecar(&self, dn: &DiskName) -> Result<()> {
+    pub(crate) fn put_sidecar(&self, dn: &DiskName) -> Result<()> {
         if let (Some(side), DiskName::Long { full, .. }) = (dn.sidecar(), dn) {
             match sys::write_new_file(self.fd(), side.as_bytes(), full.as_bytes(), 0o644, true) {
                 Ok(()) => {}
@@ -375,6 +475,10 @@ impl Dir {
     /// Creates a directory. Atomic: built under a temporary name with its
     /// ID file, then renamed into place without replacing anything.
     pub fn mkdir(&self, name: &OsStr, mode: u32) -> Result<Dir> {
+        if self.naming == Naming::Previous {
+            // Not reached by an unfinished rekey --full yet: read-only.
+            return Err(Error::errno(libc::EROFS));
+        }
         let dn = self.disk_name(name)?;
         let id = DirId::child(&self.keys.dirid_key, &self.id, sys::bytes(name));
         let tmp = format!(
@@ -407,6 +511,7 @@ impl Dir {
             Ok(sub) => Ok(Dir {
                 fd: Arc::new(sub),
                 id,
+                naming: Naming::Current,
                 keys: self.keys.clone(),
                 is_root: false,
                 label: Label::Fixed(self.child_label(dn.entry())),

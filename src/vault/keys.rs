@@ -34,6 +34,15 @@ pub struct MasterKeys {
     pub dirid_key: SecretKey,
     /// The vault auth key: every slot holds it; the config MAC is keyed by it.
     pub auth: SecretKey,
+    /// During `rekey --full`: the name and dir-id keys being replaced.
+    pub previous: Option<(SecretKey, SecretKey)>,
+}
+
+/// The name keys `rekey --full` is replacing, to read what it has not reached yet.
+pub struct PreviousNames {
+    pub names: NameCodec,
+    pub dirid_mac: SecretKey,
+    pub root_id: DirId,
 }
 
 /// Everything needed to read and write a vault, derived once at unlock.
@@ -52,6 +61,8 @@ pub struct VaultKeys {
     pub vault_id: [u8; 16],
     /// The vault root (long symlink targets live under it).
     pub(crate) root: Arc<OwnedFd>,
+    /// Only while a `rekey --full` is unfinished.
+    pub previous: Option<PreviousNames>,
 }
 
 impl VaultKeys {
@@ -75,6 +86,11 @@ impl VaultKeys {
             dirid_mac: m.dirid_key.derive(context::DIRID_FILE_MAC),
             vault_id: cfg.vault_id,
             root,
+            previous: m.previous.as_ref().map(|(name, dirid)| PreviousNames {
+                names: NameCodec::new(name, usize::from(cfg.longname_max)),
+                dirid_mac: dirid.derive(context::DIRID_FILE_MAC),
+                root_id: DirId::root(dirid),
+            }),
         })
     }
 

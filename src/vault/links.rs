@@ -34,17 +34,30 @@ impl VaultKeys {
         Ok(format!("{LONG_PREFIX}{name}").into_bytes())
     }
 
-    /// Opens a vault symlink's target; `None` unless it is authentic.
+    /// Opens a vault symlink's target; `None` unless it is authentic. During
+    /// a `rekey --full`, targets it has not reached open with the previous key.
     pub fn read_target(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        self.read_target_with(&self.names, raw).or_else(|| {
+            let p = self.previous.as_ref()?;
+            self.read_target_with(&p.names, raw)
+        })
+    }
+
+    /// Opens a target with one particular codec.
+    pub(crate) fn read_target_with(
+        &self,
+        names: &crate::format::names::NameCodec,
+        raw: &[u8],
+    ) -> Option<Vec<u8>> {
         match target_ref(raw) {
-            TargetRef::Inline(enc) => self.names.open_target(&base64url::decode(enc)?),
+            TargetRef::Inline(enc) => names.open_target(&base64url::decode(enc)?),
             TargetRef::Stored(name) => {
                 let dir = sys::open_subdir(self.root.as_fd(), LINKS_DIR.as_bytes()).ok()?;
                 let sealed = sys::read_small_file(dir.as_fd(), name.as_bytes(), 8192).ok()?;
                 if stored_target_name(&sealed) != name {
                     return None;
                 }
-                self.names.open_target(&sealed)
+                names.open_target(&sealed)
             }
         }
     }

@@ -5,6 +5,7 @@ pub mod admin;
 mod dir;
 mod file;
 pub mod fsck;
+pub mod fullrekey;
 pub mod growth;
 mod keys;
 mod links;

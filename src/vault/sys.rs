@@ -21,6 +21,9 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// `openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`.
 pub fn openat(dir: BorrowedFd<'_>, name: &[u8], flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    if flags & libc::O_CREAT != 0 {
+        crash_point();
+    }
     let c = cstr(name)?;
     // SAFETY: `c` is a valid NUL-terminated string and `dir` a live fd; on
     // success the kernel returns a new fd that we exclusively own.
@@ -251,6 +254,7 @@ pub fn renameat2(
 }
 
 pub fn symlinkat(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    crash_point();
     let t = cstr(target)?;
     let c = cstr(name)?;
     // SAFETY: valid C strings and fd.
@@ -296,6 +300,7 @@ pub fn link_fd(fd: BorrowedFd<'_>, to_dir: BorrowedFd<'_>, to: &[u8]) -> io::Res
 }
 
 pub fn mknodat(dir: BorrowedFd<'_>, name: &[u8], mode: u32, dev: u64) -> io::Result<()> {
+    crash_point();
     let c = cstr(name)?;
     // SAFETY: valid C string and fd.
     check(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode, dev) }).map(drop)

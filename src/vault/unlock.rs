@@ -56,14 +56,26 @@ fn compute_mac(cfg: &ConfigFile, auth: &SecretKey) -> [u8; 32] {
 /// vault keys, the retired keys and the MAC. Needs no slot secret.
 pub fn seal_config(cfg: &mut ConfigFile, m: &MasterKeys) -> Result<()> {
     slots::seal_slots(cfg, &m.current)?;
-    let mut both = zeroize::Zeroizing::new([0u8; 64]);
-    both[..32].copy_from_slice(m.name_key.expose());
-    both[32..].copy_from_slice(m.dirid_key.expose());
-    cfg.vault_keys = to_key::<WRAPPED_VAULT_KEYS_LEN>(&seal_detached(
-        &m.current.derive(context::VAULT_KEY_WRAP),
-        &cfg.vault_keys_aad(),
-        &both[..],
-    )?)?;
+    let seal_pair = |name: &SecretKey, dirid: &SecretKey, aad: &[u8]| {
+        let mut both = zeroize::Zeroizing::new([0u8; 64]);
+        both[..32].copy_from_slice(name.expose());
+        both[32..].copy_from_slice(dirid.expose());
+        to_key::<WRAPPED_VAULT_KEYS_LEN>(&seal_detached(
+            &m.current.derive(context::VAULT_KEY_WRAP),
+            aad,
+            &both[..],
+        )?)
+    };
+    cfg.vault_keys = seal_pair(&m.name_key, &m.dirid_key, &cfg.vault_keys_aad())?;
+    cfg.state = match (&m.previous, cfg.state) {
+        (Some(_), _) => State::FullRekeying,
+        (None, State::FullRekeying) => State::Idle,
+        (None, s) => s,
+    };
+    cfg.previous_vault_keys = match &m.previous {
+        Some((n, d)) => Some(seal_pair(n, d, &cfg.previous_vault_keys_aad())?),
+        None => None,
+    };
     let wrap = m.current.derive(context::RETIRED_KEY_WRAP);
     cfg.retired = m
         .retired
@@ -109,6 +121,7 @@ pub fn create_config(password: &[u8], p: NewConfig) -> Result<(ConfigFile, Maste
         name_key: SecretKey::random()?,
         dirid_key: SecretKey::random()?,
         auth: SecretKey::random()?,
+        previous: None,
     };
     let mut cfg = ConfigFile {
         chunk_size: p.chunk_size,
@@ -118,6 +131,7 @@ pub fn create_config(password: &[u8], p: NewConfig) -> Result<(ConfigFile, Maste
         state: State::Idle,
         slots: Vec::new(),
         vault_keys: [0; WRAPPED_VAULT_KEYS_LEN],
+        previous_vault_keys: None,
         retired: Vec::new(),
         mac: [0; 32],
     };
@@ -137,18 +151,23 @@ pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<MasterKeys>
             "{CONFIG_FILE} failed authentication: it was modified outside sealfs"
         )));
     }
-    let both = zeroize::Zeroizing::new(
-        open_detached(
-            &mk.derive(context::VAULT_KEY_WRAP),
-            &cfg.vault_keys_aad(),
-            &cfg.vault_keys,
-        )
-        .ok_or_else(|| Error::Config(format!("{CONFIG_FILE}: vault keys failed authentication")))?,
-    );
-    let name_key =
-        SecretKey::from_slice(&both[..32]).ok_or_else(|| Error::Config("vault keys".into()))?;
-    let dirid_key =
-        SecretKey::from_slice(&both[32..]).ok_or_else(|| Error::Config("vault keys".into()))?;
+    let open_pair = |sealed: &[u8], aad: &[u8]| -> Result<(SecretKey, SecretKey)> {
+        let both = zeroize::Zeroizing::new(
+            open_detached(&mk.derive(context::VAULT_KEY_WRAP), aad, sealed).ok_or_else(|| {
+                Error::Config(format!("{CONFIG_FILE}: vault keys failed authentication"))
+            })?,
+        );
+        let bad = || Error::Config("vault keys".into());
+        Ok((
+            SecretKey::from_slice(&both[..32]).ok_or_else(bad)?,
+            SecretKey::from_slice(&both[32..]).ok_or_else(bad)?,
+        ))
+    };
+    let (name_key, dirid_key) = open_pair(&cfg.vault_keys, &cfg.vault_keys_aad())?;
+    let previous = match &cfg.previous_vault_keys {
+        Some(p) => Some(open_pair(p, &cfg.previous_vault_keys_aad())?),
+        None => None,
+    };
     let wrap = mk.derive(context::RETIRED_KEY_WRAP);
     let mut retired = Vec::new();
     for r in &cfg.retired {
@@ -166,6 +185,7 @@ pub fn unlock_config(cfg: &ConfigFile, secret: Secret<'_>) -> Result<MasterKeys>
         name_key,
         dirid_key,
         auth,
+        previous,
     })
 }
 
