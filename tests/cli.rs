@@ -4,29 +4,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::cli::run;
 use common::snapshot;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sealfs");
 
 struct Env {
     tmp: tempfile::TempDir,
     vault: PathBuf,
     passfile: PathBuf,
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sealfs");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn s(p: &Path) -> &str {

@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::cli::run;
 use common::snapshot;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sealfs");
@@ -35,19 +36,6 @@ impl Env {
     fn cat(&self, pwfile: &str, path: &str) -> Output {
         run(&["cat", "--passfile", pwfile, self.v(), path], b"")
     }
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sealfs");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn ok(o: &Output) -> String {

@@ -172,32 +172,10 @@ fn rekey_survives_kill_9_at_random_moments_on_2000_files() {
     let t0 = std::time::Instant::now();
     assert!(run_hooked(&["rekey", "--passfile", &pw, v], None));
     let full = t0.elapsed().as_millis() as u64;
-    let mut seed = std::process::id() as u64;
-    let mut killed = 0;
-    for round in 0..8 {
-        let mut child = Command::new(BIN)
-            .args(["rekey", "--passfile", &pw, v])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Anywhere in the run, mostly after the key derivation.
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = full * 3 / 10 + (seed >> 33) % (full * 7 / 10).max(1);
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        // SAFETY: kill on a child we spawned and have not reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        let st = child.wait().unwrap();
-        if st.signal() == Some(libc::SIGKILL) {
-            killed += 1;
-        }
-        verify(
-            &vault,
-            &files,
-            &format!("kill -9 round {round} after {delay} ms"),
-        );
-    }
+    let killed =
+        common::cli::kill_at_random_moments(&["rekey", "--passfile", &pw, v], full, 8, |what| {
+            verify(&vault, &files, what)
+        });
     assert!(
         killed >= 3,
         "only {killed} of 8 runs were killed mid-way (a run takes {full} ms)"

@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -159,13 +160,15 @@ fn passfile(dir: &Path) -> String {
 
 fn run(args: &[&str], abort_after: Option<u64>) -> std::process::ExitStatus {
     let mut c = Command::new(BIN);
-    c.args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    c.args(args).stdout(std::process::Stdio::null());
     if let Some(n) = abort_after {
         c.env("SEALFS_TEST_ABORT_AFTER_WRITES", n.to_string());
     }
-    c.status().unwrap()
+    let o = c.output().unwrap();
+    if !o.status.success() && o.status.signal() != Some(libc::SIGABRT) {
+        eprintln!("{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    o.status
 }
 
 #[test]
@@ -251,33 +254,15 @@ fn rekey_full_survives_kill_9_at_random_moments() {
     let t0 = std::time::Instant::now();
     assert!(run(&["rekey", "--full", "--passfile", &pw, v], None).success());
     let full = t0.elapsed().as_millis() as u64;
-    let mut seed = std::process::id() as u64;
-    let mut killed = 0;
-    for round in 0..8 {
-        let mut child = Command::new(BIN)
-            .args(["rekey", "--full", "--passfile", &pw, v])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = full / 10 + (seed >> 33) % (full * 8 / 10).max(1);
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        // SAFETY: kill on our own unreaped child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        if child.wait().unwrap().signal() == Some(libc::SIGKILL) {
-            killed += 1;
-        }
-        verify(
-            &vault,
-            &tree,
-            &format!("kill -9 round {round} after {delay} ms"),
-        );
-    }
+    let killed = common::cli::kill_at_random_moments(
+        &["rekey", "--full", "--passfile", &pw, v],
+        full,
+        8,
+        |what| verify(&vault, &tree, what),
+    );
     assert!(
         killed >= 3,
-        "only {killed} of 6 runs were killed mid-way (a run takes {full} ms)"
+        "only {killed} of 8 runs were killed mid-way (a run takes {full} ms)"
     );
     assert!(run(&["rekey", "--full", "--passfile", &pw, v], None).success());
     verify(&vault, &tree, "after the final rekey --full");
@@ -426,4 +411,75 @@ fn after_rekey_full_the_old_keys_decrypt_nothing() {
         );
     }
     let _ = classify;
+}
+
+#[test]
+fn a_damaged_entry_stops_rekey_full_every_time_until_it_is_dealt_with() {
+    let (tmp, vault, mut tree) = populate(3);
+    let pw = passfile(tmp.path());
+    let v = vault.to_str().unwrap();
+    // Damage a/b/f2's only chunk.
+    let victim = {
+        let vt = Vault::unlock(&vault, Secret::Password(PW)).unwrap();
+        let dir = vt.open_dir(Path::new("a/b")).unwrap();
+        vault
+            .join(dir_path(&vt, "a/b/f2"))
+            .join(dir.disk_name(OsStr::new("f2")).unwrap().entry())
+    };
+    let mut b = std::fs::read(&victim).unwrap();
+    b[HEADER_LEN + 20] ^= 1;
+    std::fs::write(&victim, &b).unwrap();
+    tree.files.retain(|(p, _)| p != Path::new("a/b/f2"));
+    for attempt in 0..2 {
+        let o = Command::new(BIN)
+            .args(["rekey", "--full", "--passfile", &pw, v])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "attempt {attempt} finished past damage: {e}"
+        );
+        assert!(
+            e.contains("could not be re-encrypted") && e.contains("failed authentication"),
+            "{e}"
+        );
+        assert_eq!(
+            Vault::info(&vault).unwrap().state,
+            sealfs::format::config::State::FullRekeying
+        );
+        verify(&vault, &tree, &format!("after stopping, attempt {attempt}"));
+    }
+    // fsck checks (not repairs) meanwhile and names it.
+    let o = Command::new(BIN)
+        .args(["fsck", "--passfile", &pw, v])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(/a/b/f2)"));
+    // Once it is dealt with (here: removed), a rerun finishes. (Its
+    // directory has a new name by now: find it by its bytes.)
+    let mut found = None;
+    walk(std::fs::File::open(&vault).unwrap().as_fd(), |f| {
+        if f.kind == libc::S_IFREG {
+            let p = vault.join(f.dir).join(f.name);
+            if std::fs::read(&p).unwrap() == b {
+                found = Some(p);
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    std::fs::remove_file(found.expect("the damaged file")).unwrap();
+    assert!(run(&["rekey", "--full", "--passfile", &pw, v], None).success());
+    verify(&vault, &tree, "after the rerun");
+    assert_eq!(
+        Vault::info(&vault).unwrap().state,
+        sealfs::format::config::State::Idle
+    );
 }

@@ -266,8 +266,9 @@ fn rekey_full(pass: &PassArgs, vault: &Path) -> Result<()> {
             eprintln!("  {d}");
         }
         return Err(Error::Config(
-            "the vault stays readable (`sealfs ls`, `sealfs cat`); restore or remove those \
-             entries in the vault, then run `sealfs rekey --full` again to finish"
+            "the vault stays readable (`sealfs ls`, `sealfs cat`, `sealfs fsck`); restore or \
+             remove those entries in the vault directory (or wait for a sync to finish), then \
+             run `sealfs rekey --full` again to finish"
                 .into(),
         ));
     }
@@ -320,12 +321,20 @@ pub fn fsck(pass: &PassArgs, repair: bool, vault: &Path) -> i32 {
 
 fn fsck_run(pass: &PassArgs, repair: bool, vault: &Path) -> Result<i32> {
     let cfg = Vault::info(vault)?;
-    super::refuse_unfinished_full_rekey(vault)?;
+    if repair {
+        super::refuse_unfinished_full_rekey(vault)?;
+    }
     let _lock = crate::vault::admin::lock_now(vault)?;
     let pw = password::existing(pass, vault)?;
     let v = Vault::unlock(vault, Secret::Password(&pw))?;
-    if cfg.state == crate::format::config::State::Rekeying {
-        println!("NOTICE  sealfs.conf: a rekey is in progress; run `sealfs rekey` to finish it");
+    match cfg.state {
+        crate::format::config::State::Rekeying => println!(
+            "NOTICE   sealfs.conf: a rekey is in progress; run `sealfs rekey` to finish it"
+        ),
+        crate::format::config::State::FullRekeying => println!(
+            "NOTICE   sealfs.conf: a rekey --full is in progress; run `sealfs rekey --full` to finish it"
+        ),
+        crate::format::config::State::Idle => {}
     }
     let bar = progress_bar("fsck");
     let r = crate::vault::fsck::fsck(&v, repair, &mut |done, total| {

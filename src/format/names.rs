@@ -85,7 +85,7 @@ pub fn classify(name: &[u8], at_root: bool) -> VaultEntry<'_> {
     let Ok(s) = std::str::from_utf8(name) else {
         return VaultEntry::Foreign;
     };
-    if s == DIRID_FILE
+    if s.starts_with(DIRID_FILE)
         || s.starts_with(TEMP_PREFIX)
         || (at_root && (s == LINKS_DIR || is_config_name(s)))
     {

@@ -179,6 +179,36 @@ impl Admin {
             .map(|s| s.id)
     }
 
+    /// Keeps the newest `KEEP_GENERATIONS` older generations and any in `seen`.
+    fn prune_retired(&mut self, seen: &std::collections::BTreeSet<u32>) {
+        let mut gens: Vec<u32> = self.m.retired.iter().map(|(g, _)| *g).collect();
+        gens.sort_unstable_by(|a, b| b.cmp(a));
+        let recent: Vec<u32> = gens.into_iter().take(KEEP_GENERATIONS).collect();
+        self.m
+            .retired
+            .retain(|(g, _)| recent.contains(g) || seen.contains(g));
+    }
+
+    /// A new master key for the next generation; the current one is retired
+    /// (still readable). Not saved.
+    fn new_generation(&mut self) -> Result<()> {
+        if self.m.retired.len() + 1 > MAX_RETIRED {
+            return Err(Error::Config(format!(
+                "this vault already keeps {} older key generations, the most it can",
+                self.m.retired.len()
+            )));
+        }
+        let next = self
+            .cfg
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| Error::Config("key generation counter exhausted".into()))?;
+        let old = std::mem::replace(&mut self.m.current, SecretKey::random()?);
+        self.m.retired.insert(0, (self.cfg.generation, old));
+        self.cfg.generation = next;
+        Ok(())
+    }
+
     /// `rekey --full` (see `super::fullrekey`): new master, name and dir-id
     /// keys, every entry re-encrypted. Resumable. Returns the pass's report;
     /// when it lists damaged entries the rekey stays unfinished (state 2,
@@ -188,22 +218,10 @@ impl Admin {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<super::fullrekey::Report> {
         if self.cfg.state != State::FullRekeying {
-            if self.m.retired.len() + 1 > MAX_RETIRED {
-                return Err(Error::Config(format!(
-                    "this vault keeps {} older key generations, the most it can",
-                    self.m.retired.len()
-                )));
-            }
-            let old = std::mem::replace(&mut self.m.current, SecretKey::random()?);
-            self.m.retired.insert(0, (self.cfg.generation, old));
+            self.new_generation()?;
             let name = std::mem::replace(&mut self.m.name_key, SecretKey::random()?);
             let dirid = std::mem::replace(&mut self.m.dirid_key, SecretKey::random()?);
             self.m.previous = Some((name, dirid));
-            self.cfg.generation = self
-                .cfg
-                .generation
-                .checked_add(1)
-                .ok_or_else(|| Error::Config("key generation counter exhausted".into()))?;
             self.save()?;
         }
         let vault = Vault::open(self.root.try_clone()?, &self.cfg, &self.m, &self.path)?;
@@ -213,9 +231,11 @@ impl Admin {
         }
         super::fullrekey::sweep_links(&vault)?;
         sys::syncfs(self.root.as_fd())?;
-        // Nothing uses the previous keys or any older generation now.
+        // Nothing here uses the previous name keys now. Older generations stay
+        // readable as after a plain rekey (headers another device writes
+        // late, or not synced yet); their keys open nothing in the vault now.
         self.m.previous = None;
-        self.m.retired.clear();
+        self.prune_retired(&Default::default());
         self.cfg.state = State::Idle;
         self.save()?;
         Ok(report)
@@ -231,19 +251,7 @@ impl Admin {
         }
         if self.cfg.state == State::Idle {
             // Phase 1: a new generation; every older one stays readable.
-            if self.m.retired.len() + 1 > MAX_RETIRED {
-                return Err(Error::Config(format!(
-                    "this vault already keeps {} older key generations, the most it can",
-                    self.m.retired.len()
-                )));
-            }
-            let old = std::mem::replace(&mut self.m.current, SecretKey::random()?);
-            self.m.retired.insert(0, (self.cfg.generation, old));
-            self.cfg.generation = self
-                .cfg
-                .generation
-                .checked_add(1)
-                .ok_or_else(|| Error::Config("key generation counter exhausted".into()))?;
+            self.new_generation()?;
             self.cfg.state = State::Rekeying;
             self.save()?;
         }
@@ -258,12 +266,7 @@ impl Admin {
         // not synced here yet. Older ones stay only while a header uses
         // them. (A plain rekey keeps every DEK, so an old MK kept costs no
         // secrecy.)
-        let mut gens: Vec<u32> = self.m.retired.iter().map(|(g, _)| *g).collect();
-        gens.sort_unstable_by(|a, b| b.cmp(a));
-        let recent: Vec<u32> = gens.into_iter().take(KEEP_GENERATIONS).collect();
-        self.m
-            .retired
-            .retain(|(g, _)| recent.contains(g) || report.seen.contains(g));
+        self.prune_retired(&report.seen);
         self.cfg.state = State::Idle;
         self.save()?;
         Ok(report)

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
-use crate::crypto::{Cipher, NONCE_LEN, TAG_LEN};
+use crate::crypto::{Cipher, NONCE_LEN, SecretKey, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::chunk::{CHUNK_OVERHEAD, Geometry, chunk_aad};
 use crate::format::header::{FileHeader, HEADER_LEN};
@@ -72,12 +72,11 @@ impl SealedFile {
         Ok(f)
     }
 
-    /// Opens an existing vault file: parses the header, unwraps the DEK and
-    /// checks that the length is one a well-formed file can have.
-    pub(crate) fn open(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
-        let file = File::from(fd);
+    /// Reads and opens the header of the vault file `file`: its file id and
+    /// DEK. A header of a generation the keys lack says so.
+    fn open_header(file: &File, keys: &VaultKeys, label: &str) -> Result<([u8; 16], SecretKey)> {
         let mut hb = [0u8; HEADER_LEN];
-        let n = read_full_at(&file, &mut hb, 0)?;
+        let n = read_full_at(file, &mut hb, 0)?;
         let corrupt = |why: &str| Error::Corrupt(format!("{label}: {why}"));
         if n < HEADER_LEN {
             return Err(corrupt(
@@ -85,18 +84,33 @@ impl SealedFile {
             ));
         }
         let header = FileHeader::decode(&hb).map_err(|e| corrupt(&format!("header: {e:?}")))?;
+        if !keys.generations().any(|g| g == header.generation) {
+            return Err(corrupt(&format!(
+                "{UNKNOWN_GENERATION} ({})",
+                header.generation
+            )));
+        }
         let dek = keys.unwrap_dek(&header).ok_or_else(|| {
             corrupt("file key failed authentication (tampered header or foreign file)")
         })?;
+        Ok((header.file_id, dek))
+    }
+
+    /// Opens an existing vault file: parses the header, unwraps the DEK and
+    /// checks that the length is one a well-formed file can have.
+    pub(crate) fn open(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
+        let file = File::from(fd);
+        let (file_id, dek) = Self::open_header(&file, keys, &label)?;
         let len = file.metadata()?.len();
-        let size = keys
-            .geometry
-            .plain_size(len)
-            .ok_or_else(|| corrupt("length is not that of a complete sealfs file (truncated?)"))?;
+        let size = keys.geometry.plain_size(len).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "{label}: length is not that of a complete sealfs file (truncated?)"
+            ))
+        })?;
         let f = SealedFile {
             file,
             dek: Cipher::new(&dek),
-            file_id: header.file_id,
+            file_id,
             geo: keys.geometry,
             size,
             max_size: None,
@@ -117,29 +131,14 @@ impl SealedFile {
         label: String,
     ) -> Result<(Self, u64)> {
         let file = File::from(fd);
-        let mut hb = [0u8; HEADER_LEN];
-        let n = read_full_at(&file, &mut hb, 0)?;
-        let corrupt = |why: &str| Error::Corrupt(format!("{label}: {why}"));
-        if n < HEADER_LEN {
-            return Err(corrupt("shorter than a sealfs header"));
-        }
-        let header = FileHeader::decode(&hb).map_err(|e| corrupt(&format!("header: {e:?}")))?;
-        if !keys.generations().any(|g| g == header.generation) {
-            return Err(corrupt(&format!(
-                "{UNKNOWN_GENERATION} ({})",
-                header.generation
-            )));
-        }
-        let dek = keys
-            .unwrap_dek(&header)
-            .ok_or_else(|| corrupt("file key failed authentication"))?;
+        let (file_id, dek) = Self::open_header(&file, keys, &label)?;
         let len = file.metadata()?.len();
         let size = keys.geometry.plain_size_for_stat(len);
         Ok((
             SealedFile {
                 file,
                 dek: Cipher::new(&dek),
-                file_id: header.file_id,
+                file_id,
                 geo: keys.geometry,
                 size,
                 max_size: None,

@@ -119,12 +119,17 @@ fn sidecar_of_raw(raw: &OsStr) -> Option<OsString> {
 
 impl Converter<'_> {
     /// Removes what a crashed run left in `d`: temporaries, and sidecars
-    /// whose entry is gone.
-    fn clean(&self, d: &Dir) -> Result<()> {
+    /// under the previous key whose entry is gone (converted). A sidecar
+    /// under the current key, or one that may belong to an entry still
+    /// syncing, stays.
+    fn clean(&self, d: &Dir, old_id: Option<&DirId>) -> Result<()> {
         let entries = sys::read_dir(d.fd())?;
+        let next_tmp = format!("{DIRID_NEXT_FILE}.tmp-");
         for e in &entries {
             let n = e.name.as_bytes();
-            if n.starts_with(TEMP_PREFIX.as_bytes()) {
+            if n.starts_with(next_tmp.as_bytes()) {
+                sys::unlinkat(d.fd(), n, 0)?;
+            } else if n.starts_with(TEMP_PREFIX.as_bytes()) {
                 if let Ok(sub) = sys::open_subdir(d.fd(), n) {
                     for c in sys::read_dir(sub.as_fd())? {
                         sys::unlinkat(sub.as_fd(), c.name.as_bytes(), 0)?;
@@ -135,12 +140,54 @@ impl Converter<'_> {
                 }
             } else if classify(n, d.is_root()) == VaultEntry::Sidecar {
                 let entry = &n[..n.len() - SIDECAR_SUFFIX.len()];
-                if !entries.iter().any(|o| o.name.as_bytes() == entry) {
+                let orphan = !entries.iter().any(|o| o.name.as_bytes() == entry);
+                let old = old_id.is_some_and(|id| {
+                    sys::read_small_file(d.fd(), n, 8192)
+                        .is_ok_and(|full| self.prev.decode(id, &full).is_some())
+                });
+                if orphan && old {
                     sys::unlinkat(d.fd(), n, 0)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Gives a new symlink or node made under temporary name `tmp` the old
+    /// entry's owner (as root), mode and times, then renames it into place.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_node(
+        &self,
+        d: &Dir,
+        tmp: &str,
+        new: &crate::format::names::DiskName,
+        st: &libc::stat,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        chmod: bool,
+    ) -> Result<()> {
+        let p = sys::openat(d.fd(), tmp.as_bytes(), libc::O_PATH, 0)?;
+        sys::fchown_any(p.as_fd(), uid, gid)?;
+        if chmod {
+            sys::fchmod_any(p.as_fd(), st.st_mode & 0o7777)?;
+        }
+        sys::futimens_any(p.as_fd(), &times(st))?;
+        d.put_sidecar(new)?;
+        sys::renameat2(
+            d.fd(),
+            tmp.as_bytes(),
+            d.fd(),
+            new.entry().as_bytes(),
+            libc::RENAME_NOREPLACE,
+        )?;
+        Ok(())
+    }
+
+    /// Records an entry the pass could not convert; the run will not finish.
+    fn damaged(&mut self, d: &Dir, raw: &OsStr, why: &str) {
+        let p = d.entry_label(&raw.to_string_lossy());
+        log::error!("rekey --full: {p}: {why}");
+        self.report.damaged.push(format!("{p}: {why}"));
     }
 
     /// Rewrites one entry sealed with the previous keys under the current ones.
@@ -226,19 +273,15 @@ impl Converter<'_> {
                     .read_target_with(self.prev, &t)
                     .ok_or_else(|| Error::Corrupt("symlink target failed authentication".into()))?;
                 let stored = self.keys.store_target(&target)?;
-                d.put_sidecar(&new)?;
-                sys::symlinkat(&stored, d.fd(), new.entry().as_bytes())?;
-                let p = sys::openat(d.fd(), new.entry().as_bytes(), libc::O_PATH, 0)?;
-                sys::fchown_any(p.as_fd(), uid, gid)?;
-                sys::futimens_any(p.as_fd(), &times(&st))?;
+                let tmp = temp_name()?;
+                sys::symlinkat(&stored, d.fd(), tmp.as_bytes())?;
+                self.finish_node(d, &tmp, &new, &st, uid, gid, false)?;
                 drop_old(d)?;
             }
             _ => {
-                d.put_sidecar(&new)?;
-                sys::mknodat(d.fd(), new.entry().as_bytes(), st.st_mode, st.st_rdev)?;
-                let p = sys::openat(d.fd(), new.entry().as_bytes(), libc::O_PATH, 0)?;
-                sys::fchown_any(p.as_fd(), uid, gid)?;
-                sys::futimens_any(p.as_fd(), &times(&st))?;
+                let tmp = temp_name()?;
+                sys::mknodat(d.fd(), tmp.as_bytes(), st.st_mode, st.st_rdev)?;
+                self.finish_node(d, &tmp, &new, &st, uid, gid, true)?;
                 drop_old(d)?;
             }
         }
@@ -281,26 +324,48 @@ impl Converter<'_> {
             let fd = sys::open_dir_beneath(self.vault.root_fd(), &rel)?;
             d = Dir::from_fd(fd, self.vault.keys().clone(), d.label())?;
         }
-        self.clean(&d)?;
-        convert_xattrs(self.keys, self.prev, d.fd(), d.fd(), true)?;
+        let old_id = match d.naming() {
+            Naming::Both { old } => Some(old),
+            _ => None,
+        };
+        self.clean(&d, old_id.as_ref())?;
+        // Only a directory whose every entry is converted gets its new ID
+        // for good; anything left stays readable under the previous key.
+        let mut complete = true;
+        if let Err(e) = convert_xattrs(self.keys, self.prev, d.fd(), d.fd(), true) {
+            self.damaged(&d, OsStr::new("."), &format!("its attributes: {e}"));
+            complete = false;
+        }
         let mut subdirs = Vec::new();
         let mut entries = sys::read_dir(d.fd())?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for e in entries {
-            let Ok((plain, current)) = d.decode_entry_which(&e.name) else {
-                continue;
+            let (plain, current) = match d.decode_entry_which(&e.name) {
+                Ok(x) => x,
+                Err(why) => {
+                    // A sealfs-shaped name neither key opens (damaged, or its
+                    // sidecar still syncing): never finish past it.
+                    if matches!(
+                        classify(e.name.as_bytes(), d.is_root()),
+                        VaultEntry::Short(_) | VaultEntry::Long(_)
+                    ) {
+                        self.damaged(&d, &e.name, why);
+                        complete = false;
+                    }
+                    continue;
+                }
             };
             if !current {
                 if let Err(err) = self.convert_entry(&d, &e.name, &plain) {
-                    match err {
-                        Error::Corrupt(why) => {
-                            let p = d.entry_label(&e.name.to_string_lossy());
-                            log::error!("rekey --full: {p}: {why}");
-                            self.report.damaged.push(format!("{p}: {why}"));
-                            continue;
-                        }
-                        other => return Err(other),
+                    // The vault cannot take writes: stop (a rerun resumes).
+                    if matches!(err.to_errno(), libc::ENOSPC | libc::EROFS | libc::EDQUOT)
+                        && !matches!(err, Error::Corrupt(_))
+                    {
+                        return Err(err);
                     }
+                    self.damaged(&d, &e.name, &err.to_string());
+                    complete = false;
+                    continue;
                 }
             }
             let dn = d.current_disk_name(&plain)?;
@@ -314,7 +379,7 @@ impl Converter<'_> {
             }
         }
         if let Naming::Both { .. } = d.naming() {
-            if !d.is_root() {
+            if !d.is_root() && complete {
                 sys::renameat2(
                     d.fd(),
                     DIRID_NEXT_FILE.as_bytes(),
@@ -328,6 +393,14 @@ impl Converter<'_> {
         sys::futimens_any(d.fd(), &times(&dir_st))?;
         Ok(subdirs)
     }
+}
+
+/// A fresh `.sealfs.tmp.*` name.
+fn temp_name() -> Result<String> {
+    Ok(format!(
+        "{TEMP_PREFIX}{:016x}",
+        u64::from_le_bytes(crate::crypto::random_array()?)
+    ))
 }
 
 fn is_root_user() -> bool {
@@ -390,8 +463,18 @@ pub fn sweep_links(vault: &Vault) -> Result<()> {
     let Ok(dir) = sys::open_subdir(vault.root_fd(), LINKS_DIR.as_bytes()) else {
         return Ok(());
     };
+    let prev = vault.keys().previous.as_ref().map(|p| &p.names);
     for e in sys::read_dir(dir.as_fd())? {
-        if !used.contains(&*e.name.to_string_lossy()) {
+        if used.contains(&*e.name.to_string_lossy()) {
+            continue;
+        }
+        // Only targets sealed under the previous key: one under the current
+        // key may belong to a symlink that has not synced here yet.
+        let old = prev.is_some_and(|p| {
+            sys::read_small_file(dir.as_fd(), e.name.as_bytes(), 8192)
+                .is_ok_and(|sealed| p.open_target(&sealed).is_some())
+        });
+        if old {
             sys::unlinkat(dir.as_fd(), e.name.as_bytes(), 0)?;
         }
     }

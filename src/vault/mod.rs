@@ -30,7 +30,7 @@ pub use unlock::{
     write_config,
 };
 
-use crate::crypto::{KdfParams, SecretKey};
+use crate::crypto::SecretKey;
 use crate::error::{Error, Result};
 use crate::format::config::{CONFIG_FILE, ConfigFile};
 use crate::format::names::{VaultEntry, classify};
@@ -52,44 +52,8 @@ pub fn warn_once(vault_path: &str, what: &str) {
     }
 }
 
-/// Options for `Vault::create`.
-#[derive(Clone, Copy, Debug)]
-pub struct CreateOptions {
-    pub kdf: KdfParams,
-    pub chunk_size: u32,
-    /// Longest vault entry name for an encrypted name; longer ones are hashed.
-    pub longname_max: u16,
-}
-
-impl CreateOptions {
-    /// Refuses options `create` would refuse, before anything is asked or written.
-    pub fn check(&self) -> Result<()> {
-        self.kdf.check().map_err(Error::Config)?;
-        if crate::format::chunk::Geometry::new(self.chunk_size).is_none() {
-            return Err(Error::Config(format!(
-                "chunk size {} is not a power of two between 4096 and 1048576",
-                self.chunk_size
-            )));
-        }
-        use crate::format::config::{LONGNAME_MAX, LONGNAME_MIN};
-        if !(LONGNAME_MIN..=LONGNAME_MAX).contains(&self.longname_max) {
-            return Err(Error::Config(format!(
-                "the name length limit must be between {LONGNAME_MIN} and {LONGNAME_MAX} bytes"
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Default for CreateOptions {
-    fn default() -> Self {
-        CreateOptions {
-            kdf: KdfParams::DEFAULT,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            longname_max: crate::format::config::LONGNAME_DEFAULT,
-        }
-    }
-}
+/// Options for `Vault::create` (checked by `CreateOptions::check`).
+pub type CreateOptions = NewConfig;
 
 pub struct Vault {
     root: OwnedFd,
@@ -121,14 +85,7 @@ impl Vault {
         }
         let root = open_root(path)?;
         Self::check_empty(root.as_fd(), path)?;
-        let (cfg, m, rk) = unlock::create_config(
-            password,
-            NewConfig {
-                kdf: opts.kdf,
-                chunk_size: opts.chunk_size,
-                longname_max: opts.longname_max,
-            },
-        )?;
+        let (cfg, m, rk) = unlock::create_config(password, opts)?;
         write_config(root.as_fd(), &cfg)?;
         Ok((Self::open(root, &cfg, &m, path)?, rk))
     }

@@ -99,21 +99,39 @@ pub struct NewConfig {
     pub longname_max: u16,
 }
 
+impl NewConfig {
+    /// Refuses what `create_config` would refuse, before anything is asked or written.
+    pub fn check(&self) -> Result<()> {
+        self.kdf.check().map_err(Error::Config)?;
+        if Geometry::new(self.chunk_size).is_none() {
+            return Err(Error::Config(format!(
+                "chunk size {} is not a power of two between 4096 and 1048576",
+                self.chunk_size
+            )));
+        }
+        if !(LONGNAME_MIN..=LONGNAME_MAX).contains(&self.longname_max) {
+            return Err(Error::Config(format!(
+                "the name length limit must be between {LONGNAME_MIN} and {LONGNAME_MAX} bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for NewConfig {
+    fn default() -> Self {
+        NewConfig {
+            kdf: KdfParams::DEFAULT,
+            chunk_size: super::DEFAULT_CHUNK_SIZE,
+            longname_max: crate::format::config::LONGNAME_DEFAULT,
+        }
+    }
+}
+
 /// A new config with fresh master, name and dir-id keys, one password slot
 /// and a recovery slot; returns it with its keys and the recovery key.
 pub fn create_config(password: &[u8], p: NewConfig) -> Result<(ConfigFile, MasterKeys, SecretKey)> {
-    p.kdf.check().map_err(Error::Config)?;
-    if Geometry::new(p.chunk_size).is_none() {
-        return Err(Error::Config(format!(
-            "chunk size {} is not a power of two between 4096 and 1048576",
-            p.chunk_size
-        )));
-    }
-    if !(LONGNAME_MIN..=LONGNAME_MAX).contains(&p.longname_max) {
-        return Err(Error::Config(format!(
-            "the name length limit must be between {LONGNAME_MIN} and {LONGNAME_MAX} bytes"
-        )));
-    }
+    p.check()?;
     let m = MasterKeys {
         slot: 0,
         current: SecretKey::random()?,

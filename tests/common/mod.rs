@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod cli;
 pub mod mount;
 
 use sealfs::crypto::{KDF_FLOOR_MEMORY_KIB, KdfParams};
