@@ -28,6 +28,7 @@ WORK=$(mktemp -d /var/tmp/sealfs-bench-keys-XXXXXX)
 trap 'for m in "$WORK"/mnt-*; do "$BIN" umount "$m" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 printf 'bench keys password 7c1e\n' > "$WORK/pw"
 printf 'bench keys password two 9d2f\n' > "$WORK/pw2"
+chmod 600 "$WORK/pw" "$WORK/pw2"
 . scripts/systems.sh
 
 make_vault() {  # make_vault NAME: an empty vault at $WORK/NAME, mounted at $WORK/mnt-NAME

@@ -58,6 +58,7 @@ trap cleanup EXIT
 
 tar -C /usr -cf "$WORK/include.tar" include
 echo "bench password" > "$WORK/pw"
+chmod 600 "$WORK/pw"
 
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; }  # system metric round value
 

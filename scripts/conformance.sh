@@ -38,6 +38,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$MNT" "$WORK/secondary"
 echo "conformance password" > "$WORK/pw"
+chmod 600 "$WORK/pw"
 "$BIN" init --passfile "$WORK/pw" --kdf-memory 64 --recovery-key-file "$WORK/rk" "$WORK/vault" 2>/dev/null
 "$BIN" mount --allow-other --passfile "$WORK/pw" --log-file "$WORK/daemon.log" "$WORK/vault" "$MNT"
 

@@ -18,6 +18,7 @@ cleanup() { grep -q " $MNT " /proc/mounts && "$BIN" umount "$MNT"; rm -rf "$WORK
 trap cleanup EXIT
 mkdir -p "$MNT"
 echo "profile password" > "$WORK/pw"
+chmod 600 "$WORK/pw"
 tar -C /usr -cf "$WORK/include.tar" include
 
 prepare() {  # state the workload starts from

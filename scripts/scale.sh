@@ -67,6 +67,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "scale password" > "$WORK/pw"
+chmod 600 "$WORK/pw"
 
 # The fast creator: makedirs, then open/write/close per file; file i lives in
 # d(i mod D) and holds "i\n".

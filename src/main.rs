@@ -5,14 +5,24 @@ use clap::Parser;
 fn main() {
     // Keys must not reach a core dump: no dumps, and no ptrace by other
     // processes of this user, from before any secret is read.
+    // A failure here stops sealfs before it reads any secret.
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: prctl and setrlimit with constant, valid arguments.
-    unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+    let (dumpable, core) = unsafe {
+        (
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0),
+            libc::setrlimit(libc::RLIMIT_CORE, &zero),
+        )
+    };
+    if dumpable != 0 || core != 0 {
+        eprintln!(
+            "sealfs: cannot keep keys out of core dumps ({}); refusing to run",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1);
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = sealfs::cli::Cli::parse();

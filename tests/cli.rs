@@ -22,7 +22,7 @@ fn s(p: &Path) -> &str {
 fn setup() -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let passfile = tmp.path().join("pw");
-    std::fs::write(&passfile, "s3cret pass\nignored second line\n").unwrap();
+    common::secret(&passfile, "s3cret pass\nignored second line\n");
     let vault = tmp.path().join("vault");
     let rk = tmp.path().join("recovery.txt");
     let o = run(
@@ -112,7 +112,7 @@ fn wrong_password_exits_12_and_changes_nothing() {
     let env = setup();
     let before = snapshot(&env.vault);
     let bad = env.tmp.path().join("bad");
-    std::fs::write(&bad, "wrong\n").unwrap();
+    common::secret(&bad, "wrong\n");
     for args in [vec!["ls"], vec!["cat"], vec!["put"]] {
         let mut a = args.clone();
         a.extend(["--passfile", s(&bad), s(&env.vault), "x"]);
@@ -297,7 +297,7 @@ fn init_refuses_non_empty_dirs_existing_vaults_and_weak_kdf() {
     // An empty password is refused; a weak one is accepted with a warning
     // that says why (on a terminal it must also be confirmed).
     let empty = env.tmp.path().join("empty-pw");
-    std::fs::write(&empty, "\n").unwrap();
+    common::secret(&empty, "\n");
     let o = run(
         &[
             "init",
@@ -312,7 +312,7 @@ fn init_refuses_non_empty_dirs_existing_vaults_and_weak_kdf() {
     assert!(one_line(&o).contains("empty"));
     assert!(!env.tmp.path().join("e").join("sealfs.conf").exists());
     let weak = env.tmp.path().join("weak-pw");
-    std::fs::write(&weak, "a\n").unwrap();
+    common::secret(&weak, "a\n");
     let o = run(
         &[
             "init",

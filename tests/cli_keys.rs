@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -24,7 +23,7 @@ struct Env {
 impl Env {
     fn file(&self, name: &str, text: &str) -> String {
         let p = self.dir.join(name);
-        std::fs::write(&p, text).unwrap();
+        common::secret(&p, text);
         p.to_str().unwrap().to_string()
     }
     fn v(&self) -> &str {
@@ -447,13 +446,10 @@ fn a_vault_in_use_is_refused_and_untouched() {
     let env = setup();
     let (pw, pw2) = (env.file("pw", PW), env.file("pw2", PW2));
     let v = env.v();
-    // The lock a mount holds for its life.
-    let lock = std::fs::File::open(&env.vault).unwrap();
-    // SAFETY: flock on an open fd.
-    assert_eq!(
-        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    // The lock a mount holds for its life (in the private runtime directory).
+    let id = sealfs::vault::Vault::info(&env.vault).unwrap().vault_id;
+    let lock = sealfs::vault::runtime::open_lock(&id).unwrap();
+    assert!(sealfs::vault::runtime::try_lock(&lock).unwrap());
     let rk = env.dir.join("rk");
     let before = snapshot(&env.vault);
     for args in [
@@ -608,4 +604,23 @@ fn a_file_written_with_an_older_generation_after_a_rekey_stays_readable() {
     assert_eq!(ok(&env.cat(&pw, "docs/a.txt")), "alpha\n");
     let info = ok(&run(&["info", v], b""));
     assert!(info.contains("master key generation: 11"), "{info}");
+}
+
+#[test]
+fn a_password_file_others_can_read_draws_a_warning() {
+    let env = setup();
+    let loose = env.dir.join("loose-pw");
+    std::fs::write(&loose, PW).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(&["ls", "--passfile", loose.to_str().unwrap(), env.v()], b"");
+    assert!(o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("can be read or changed by other users (mode 644)"),
+        "{e}"
+    );
+    let tight = env.file("tight-pw", PW);
+    let o = run(&["ls", "--passfile", &tight, env.v()], b"");
+    assert!(String::from_utf8_lossy(&o.stderr).is_empty());
 }

@@ -59,7 +59,7 @@ fn verify(vault: &Path, files: &[(PathBuf, Vec<u8>)], what: &str) {
 
 fn passfile(dir: &Path, name: &str, pw: &[u8]) -> String {
     let p = dir.join(name);
-    std::fs::write(&p, pw).unwrap();
+    common::secret(&p, pw);
     p.to_str().unwrap().to_string()
 }
 
@@ -172,13 +172,16 @@ fn rekey_survives_kill_9_at_random_moments_on_2000_files() {
     let t0 = std::time::Instant::now();
     assert!(run_hooked(&["rekey", "--passfile", &pw, v], None));
     let full = t0.elapsed().as_millis() as u64;
-    let killed =
-        common::cli::kill_at_random_moments(&["rekey", "--passfile", &pw, v], full, 8, |what| {
-            verify(&vault, &files, what)
-        });
+    let killed = common::cli::kill_at_random_moments(
+        &["rekey", "--passfile", &pw, v],
+        full,
+        3,
+        16,
+        |what| verify(&vault, &files, what),
+    );
     assert!(
         killed >= 3,
-        "only {killed} of 8 runs were killed mid-way (a run takes {full} ms)"
+        "only {killed} of 16 runs were killed mid-way (a run takes {full} ms)"
     );
     assert!(run_hooked(&["rekey", "--passfile", &pw, v], None));
     verify(&vault, &files, "after the final rekey");

@@ -69,7 +69,7 @@ fn edit(p: &Path, f: impl FnOnce(&mut Vec<u8>)) {
 fn setup() -> Fx {
     let (tmp, vault, v) = common::new_vault(CS as u32);
     let pw = tmp.path().join("pw");
-    std::fs::write(&pw, common::PASSWORD).unwrap();
+    common::secret(&pw, common::PASSWORD);
     v.root().unwrap().mkdir(OsStr::new("docs"), 0o755).unwrap();
     for i in 0..8 {
         put(&v, &format!("docs/f{i}"), &common::pattern(5 * CS, i));
@@ -89,7 +89,7 @@ fn a_clean_vault_exits_0_and_wrong_password_12() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("checked 2 directories, 9 files"), "{out}");
     let wrong = fx.vault.parent().unwrap().join("wrong");
-    std::fs::write(&wrong, "nope").unwrap();
+    common::secret(&wrong, "nope");
     assert_eq!(fsck(&fx.vault, &wrong, false).0, 12);
     assert_eq!(fsck(&fx.vault.join("missing"), &fx.pw, false).0, 8);
 }

@@ -3,6 +3,8 @@
 //! gnome-keyring-daemon under `dbus-run-session`. scripts/test.sh installs
 //! both; a missing tool fails the test rather than skipping it.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -19,7 +21,7 @@ fn tool(name: &str) {
 fn vault() -> (tempfile::TempDir, String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let pw = tmp.path().join("pw");
-    std::fs::write(&pw, "keyring test password 9f3a\n").unwrap();
+    common::secret(&pw, "keyring test password 9f3a\n");
     let v = tmp.path().join("vault");
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let o = Command::new(BIN)
@@ -78,7 +80,7 @@ fn check(out: &str, store: &str) {
 fn kernel_keyutils_in_a_session_keyring() {
     tool("keyctl");
     let (_tmp, v, pw) = vault();
-    std::fs::write(format!("{pw}.wrong"), "not it\n").unwrap();
+    common::secret(format!("{pw}.wrong"), "not it\n");
     let o = Command::new("keyctl")
         .args(["session", "-", "sh", "-c", &script(&v, &pw)])
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
@@ -92,7 +94,7 @@ fn secret_service_from_gnome_keyring() {
     tool("dbus-run-session");
     tool("gnome-keyring-daemon");
     let (_tmp, v, pw) = vault();
-    std::fs::write(format!("{pw}.wrong"), "not it\n").unwrap();
+    common::secret(format!("{pw}.wrong"), "not it\n");
     let inner = format!(
         "printf unlock-pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1\n{}",
         script(&v, &pw)

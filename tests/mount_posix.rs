@@ -272,14 +272,12 @@ fn remount_right_after_a_plain_umount() {
     }
 }
 
-#[test]
-fn a_vault_held_by_another_process_is_refused_at_once() {
-    let mut m = Mounted::new(&[]);
-    m.umount();
-    // Another process holds the vault's lock (as an offline command will).
+/// Another process (util-linux flock) holding an exclusive flock on `path`
+/// until it is killed; returns once the lock is held.
+fn hold_flock(path: &std::path::Path) -> std::process::Child {
     let mut holder = Command::new("flock")
         .arg("-n")
-        .arg(&m.vault)
+        .arg(path)
         .args(["-c", "echo locked; exec sleep 60"])
         .stdout(Stdio::piped())
         .spawn()
@@ -291,6 +289,31 @@ fn a_vault_held_by_another_process_is_refused_at_once() {
     )
     .unwrap();
     assert_eq!(line.trim(), "locked");
+    holder
+}
+
+#[test]
+fn a_lock_on_the_vault_directory_by_anyone_blocks_nothing() {
+    // Anyone who can read the vault directory can flock it; mounts and
+    // offline commands lock in the private runtime directory instead.
+    let mut m = Mounted::new(&[]);
+    m.umount();
+    let mut holder = hold_flock(&m.vault);
+    m.mount(&[]);
+    std::fs::write(m.path("x"), b"mounted despite the lock").unwrap();
+    m.umount();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn a_vault_held_by_another_process_is_refused_at_once() {
+    let mut m = Mounted::new(&[]);
+    m.umount();
+    // Another process holds the vault's lock (as an offline command will).
+    let id = sealfs::vault::Vault::info(&m.vault).unwrap().vault_id;
+    drop(sealfs::vault::runtime::open_lock(&id).unwrap());
+    let mut holder = hold_flock(&sealfs::vault::runtime::lock_path(&id));
     let t = Instant::now();
     let o = common::mount::sealfs(&[
         "mount",

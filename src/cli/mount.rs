@@ -22,24 +22,12 @@ pub struct MountArgs<'a> {
     pub no_writeback_cache: bool,
 }
 
-fn runtime_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
-        return PathBuf::from(d).join("sealfs");
-    }
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    if uid == 0 {
-        PathBuf::from("/run/sealfs")
-    } else {
-        PathBuf::from(format!("/tmp/sealfs-{uid}"))
-    }
-}
-
-/// Where the daemon serving `mountpoint` records its pid.
-fn pid_file(mountpoint: &Path) -> PathBuf {
+/// The name of the pid file of the daemon serving `mountpoint`, in the
+/// private runtime directory (see `super::runtime`).
+fn pid_file(mountpoint: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let h = blake3::hash(mountpoint.as_os_str().as_bytes()).to_hex();
-    runtime_dir().join(format!("{}.pid", &h[..16]))
+    format!("{}.pid", &h[..16])
 }
 
 fn is_mountpoint(path: &Path) -> bool {
@@ -133,15 +121,14 @@ const PREVIOUS_MOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// table (a plain `umount`, still flushing) is waited for, up to 30 s;
 /// a lock held by anything else is refused at once.
 fn lock_vault(vault: &Path) -> Result<OwnedFd> {
-    let fd = sys::open_dir_path(vault)
-        .map_err(|e| Error::Config(format!("{}: {e}", vault.display())))?;
+    let id = Vault::info(vault)?.vault_id;
+    let fd = crate::vault::runtime::open_lock(&id)?;
     let canon = std::fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
     let st = sys::fstat(std::os::fd::AsFd::as_fd(&fd))?;
     let start = std::time::Instant::now();
     let mut told = false;
     loop {
-        // SAFETY: flock on a live fd.
-        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        if crate::vault::runtime::try_lock(&fd)? {
             return Ok(fd);
         }
         // Wait only for a mount daemon whose mount is already gone; anything
@@ -262,6 +249,18 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     cfg.n_threads = Some(a.threads.max(1));
     cfg.clone_fd = true;
     handle_signals(mnt.to_path_buf())?;
+    // The runtime directory is checked before anything is mounted.
+    let runtime = match crate::vault::runtime::open_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            let err = Error::Config(format!("cannot record the mount daemon: {e}"));
+            if let Some(r) = ready {
+                let mut f = std::fs::File::from(r);
+                let _ = writeln!(f, "{err}");
+            }
+            return Err(err);
+        }
+    };
     let session = match fuser::Session::new(fs, mnt, &cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -275,14 +274,25 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     };
     tune_readahead(mnt);
     let pidf = pid_file(mnt);
-    let _ = std::fs::create_dir_all(runtime_dir());
-    let _ = std::fs::write(&pidf, format!("{}\n", std::process::id()));
+    // Where `umount` learns whom to wait for; a failure here stops the mount
+    // (an unmount that cannot wait for the flush would lose data silently).
+    if let Err(e) =
+        crate::vault::runtime::write_file(&runtime, &pidf, &format!("{}\n", std::process::id()))
+    {
+        let err = Error::Config(format!("cannot record the mount daemon: {e}"));
+        if let Some(r) = ready {
+            let mut f = std::fs::File::from(r);
+            let _ = writeln!(f, "{err}");
+        }
+        let _ = unmount_now(mnt);
+        return Err(err);
+    }
     if let Some(r) = ready {
         let mut f = std::fs::File::from(r);
         let _ = f.write_all(b"OK\n");
     }
     let result = session.run();
-    let _ = std::fs::remove_file(&pidf);
+    crate::vault::runtime::remove_file(&runtime, &pidf);
     result.map_err(|e| Error::Config(format!("FUSE session ended with an error: {e}")))
 }
 
@@ -426,8 +436,9 @@ pub fn umount(mnt: &Path) -> Result<()> {
     if !is_mountpoint(&canon) {
         return Err(Error::Config(format!("{} is not mounted", mnt.display())));
     }
-    let pid: Option<i32> = std::fs::read_to_string(pid_file(&canon))
+    let pid: Option<i32> = crate::vault::runtime::open_dir()
         .ok()
+        .and_then(|d| crate::vault::runtime::read_file(&d, &pid_file(&canon)))
         .and_then(|s| s.trim().parse().ok());
     // SAFETY: pidfd_open syscall with a pid and no flags; returns a new fd or -1.
     let pidfd = pid

@@ -18,6 +18,16 @@ fn first_line(raw: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "sealfs: warning: password file {} can be read or changed by other users (mode {:o}); chmod 600 it",
+                path.display(),
+                m.permissions().mode() & 0o777
+            );
+        }
+    }
     let raw = Zeroizing::new(std::fs::read(path).map_err(|e| {
         Error::Config(format!("cannot read password file {}: {e}", path.display()))
     })?);

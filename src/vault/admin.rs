@@ -3,7 +3,7 @@
 //! while holding the vault's lock (the one a mount holds), so none of this
 //! runs while the vault is mounted on this machine, and a mount waits for none.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::crypto::{KdfParams, SecretKey};
@@ -20,6 +20,7 @@ pub const KEEP_GENERATIONS: usize = 8;
 
 /// An unlocked vault config, held under the vault's exclusive lock.
 pub struct Admin {
+    _lock: OwnedFd,
     root: OwnedFd,
     path: std::path::PathBuf,
     cfg: ConfigFile,
@@ -27,14 +28,12 @@ pub struct Admin {
 }
 
 /// Takes the vault's exclusive lock without waiting (the lock a mount holds
-/// for its whole life). The returned fd holds it until dropped.
+/// for its whole life; see `super::runtime::open_lock`). The returned fd
+/// holds it until dropped.
 pub fn lock_now(path: &Path) -> Result<OwnedFd> {
-    let fd = sys::open_dir_path(path).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) => Error::Config(format!("{}: no such directory", path.display())),
-        _ => Error::Config(format!("{}: {e}", path.display())),
-    })?;
-    // SAFETY: flock on a live fd we own.
-    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let id = Vault::info(path)?.vault_id;
+    let fd = super::runtime::open_lock(&id)?;
+    if !super::runtime::try_lock(&fd)? {
         return Err(Error::Config(format!(
             "{} is mounted or in use by another sealfs command; unmount it or wait, then try again",
             path.display()
@@ -59,11 +58,14 @@ fn remove_stale_temp_configs(root: std::os::fd::BorrowedFd<'_>) {
 impl Admin {
     /// Locks the vault, then unlocks its config with `secret`.
     pub fn open(path: &Path, secret: Secret<'_>) -> Result<Admin> {
-        let root = lock_now(path)?;
+        let lock = lock_now(path)?;
+        let root = sys::open_dir_path(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         let cfg = read_config(root.as_fd())?;
         remove_stale_temp_configs(root.as_fd());
         let m = unlock_config(&cfg, secret)?;
         Ok(Admin {
+            _lock: lock,
             root,
             path: path.to_path_buf(),
             cfg,

@@ -10,6 +10,7 @@ pub mod growth;
 mod keys;
 mod links;
 pub mod rekey;
+pub mod runtime;
 mod slots;
 pub mod sys;
 mod unlock;

@@ -19,12 +19,14 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Kills `sealfs ARGS` with SIGKILL at `rounds` moments spread over the time
-/// one whole run takes (`full_ms`), checking the vault after each with
-/// `verify`; returns how many runs the kill interrupted.
+/// Kills `sealfs ARGS` with SIGKILL at random moments within the first half
+/// of the time one whole run took (`full_ms`; runs vary with the load of
+/// other tests), checking the vault after each with `verify`, until `want`
+/// runs were interrupted or `rounds` runs were made; returns how many were.
 pub fn kill_at_random_moments(
     args: &[&str],
     full_ms: u64,
+    want: u32,
     rounds: u32,
     mut verify: impl FnMut(&str),
 ) -> u32 {
@@ -41,7 +43,7 @@ pub fn kill_at_random_moments(
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = full_ms / 10 + (seed >> 33) % (full_ms * 8 / 10).max(1);
+        let delay = full_ms / 20 + (seed >> 33) % (full_ms / 2).max(1);
         // A random moment, not a synchronisation: the kill lands anywhere.
         std::thread::sleep(std::time::Duration::from_millis(delay));
         // SAFETY: kill on our own child, not yet reaped.
@@ -50,6 +52,9 @@ pub fn kill_at_random_moments(
             killed += 1;
         }
         verify(&format!("kill -9 in round {round}, {delay} ms in"));
+        if killed >= want {
+            break;
+        }
     }
     killed
 }

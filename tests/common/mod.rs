@@ -87,3 +87,18 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Writes a secret file (a password or key file) readable only by its owner,
+/// as a user would; sealfs warns about looser ones.
+pub fn secret(path: impl AsRef<Path>, text: impl AsRef<[u8]>) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path.as_ref())
+        .expect("write a secret file");
+    f.write_all(text.as_ref()).unwrap();
+}

@@ -37,7 +37,7 @@ impl Mounted {
         let mnt = tmp.path().join("mnt");
         let passfile = tmp.path().join("pw");
         std::fs::create_dir(&mnt).unwrap();
-        std::fs::write(&passfile, "test password\n").unwrap();
+        super::secret(&passfile, "test password\n");
         let o = sealfs(&[
             "init",
             "--passfile",
