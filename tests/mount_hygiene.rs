@@ -1,0 +1,82 @@
+//! What a running mount must not give away: the daemon dumps no core even
+//! when started under `ulimit -c unlimited`, and its log at the default level
+//! names vault paths only, never a plaintext name, even when it reports
+//! damage.
+
+mod common;
+
+use common::mount::Mounted;
+
+fn limit_line<'a>(limits: &'a str, what: &str) -> &'a str {
+    limits
+        .lines()
+        .find(|l| l.starts_with(what))
+        .unwrap_or_else(|| panic!("no {what} in /proc/PID/limits"))
+}
+
+#[test]
+fn no_core_dumps_and_no_plaintext_names_in_the_log() {
+    // `sh -c 'ulimit -c unlimited; exec sealfs mount …'`: the daemon inherits
+    // an unlimited core size unless sealfs lowers it.
+    let mut m = Mounted::new_under(
+        &["sh", "-c", "ulimit -c unlimited && exec \"$0\" \"$@\""],
+        &[],
+    );
+    let pid = m.daemon_pid();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core: Vec<&str> = limit_line(&limits, "Max core file size")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&core[4..6], &["0", "0"], "{limits}");
+
+    // Names that must never reach the log, in every kind of entry.
+    let secret_names = [
+        "SECRET-salary-2026.xlsx",
+        "CONFIDENTIAL-plans",
+        "PRIVATE-link",
+        "TOPSECRET-renamed.txt",
+    ];
+    std::fs::write(m.path(secret_names[0]), vec![7u8; 20_000]).unwrap();
+    std::fs::create_dir(m.path(secret_names[1])).unwrap();
+    std::fs::write(m.path(&format!("{}/inner", secret_names[1])), b"x").unwrap();
+    std::os::unix::fs::symlink("PRIVATE-target", m.path(secret_names[2])).unwrap();
+    std::fs::rename(m.path(secret_names[0]), m.path(secret_names[3])).unwrap();
+    assert!(std::fs::remove_dir(m.path(secret_names[1])).is_err()); // ENOTEMPTY
+    m.umount();
+
+    // Damage the renamed file's second chunk in the vault, so the daemon has
+    // something to report when it is read.
+    let v =
+        sealfs::vault::Vault::unlock(&m.vault, sealfs::vault::Secret::Password(b"test password"))
+            .unwrap();
+    let entry = v
+        .root()
+        .unwrap()
+        .disk_name(std::ffi::OsStr::new(secret_names[3]))
+        .unwrap();
+    drop(v);
+    let vpath = m.vault.join(entry.entry());
+    let mut b = std::fs::read(&vpath).unwrap();
+    let at = sealfs::format::header::HEADER_LEN + 4096 + 28 + 30;
+    b[at] ^= 1;
+    std::fs::write(&vpath, &b).unwrap();
+    m.mount(&[]);
+    let err = std::fs::read(m.path(secret_names[3])).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    m.umount();
+
+    let log = m.log();
+    assert!(
+        log.contains(entry.entry()),
+        "the damage was not logged by its vault path: {log}"
+    );
+    for name in secret_names
+        .iter()
+        .chain(["PRIVATE-target", "inner"].iter())
+    {
+        assert!(
+            !log.contains(name),
+            "plaintext {name:?} in the daemon log:\n{log}"
+        );
+    }
+}
