@@ -107,15 +107,7 @@ impl SealedFile {
                 "{label}: length is not that of a complete sealfs file (truncated?)"
             ))
         })?;
-        let f = SealedFile {
-            file,
-            dek: Cipher::new(&dek),
-            file_id,
-            geo: keys.geometry,
-            size,
-            max_size: None,
-            label,
-        };
+        let f = Self::assemble(file, &dek, file_id, keys.geometry, size, label);
         // The final chunk carries the `last` mark: authenticating it here
         // catches truncation to any chunk boundary (even to an "empty" file)
         // before a reader or a stat-only open believes the size.
@@ -135,17 +127,28 @@ impl SealedFile {
         let len = file.metadata()?.len();
         let size = keys.geometry.plain_size_for_stat(len);
         Ok((
-            SealedFile {
-                file,
-                dek: Cipher::new(&dek),
-                file_id,
-                geo: keys.geometry,
-                size,
-                max_size: None,
-                label,
-            },
+            Self::assemble(file, &dek, file_id, keys.geometry, size, label),
             len,
         ))
+    }
+
+    fn assemble(
+        file: File,
+        dek: &SecretKey,
+        file_id: [u8; 16],
+        geo: Geometry,
+        size: u64,
+        label: String,
+    ) -> Self {
+        SealedFile {
+            file,
+            dek: Cipher::new(dek),
+            file_id,
+            geo,
+            size,
+            max_size: None,
+            label,
+        }
     }
 
     /// Opens chunk `index` of a file `len` bytes long as it is on disk,

@@ -153,10 +153,11 @@ impl Converter<'_> {
         Ok(())
     }
 
-    /// Gives a new symlink or node made under temporary name `tmp` the old
-    /// entry's owner (as root), mode and times, then renames it into place.
+    /// Gives a new entry made under temporary name `tmp` the old entry's
+    /// owner (as root), mode (`chmod`: not for symlinks, which have none) and
+    /// times, then renames it into place without replacing anything.
     #[allow(clippy::too_many_arguments)]
-    fn finish_node(
+    fn settle(
         &self,
         d: &Dir,
         tmp: &str,
@@ -231,19 +232,8 @@ impl Converter<'_> {
                         off += chunk.len() as u64;
                     }
                     convert_xattrs(self.keys, self.prev, fd.as_fd(), f.fd(), false)?;
-                    sys::fchown_any(f.fd(), uid, gid)?;
-                    sys::fchmod_any(f.fd(), st.st_mode & 0o7777)?;
-                    sys::futimens_any(f.fd(), &times(&st))?;
                     f.sync(false)?;
-                    d.put_sidecar(&new)?;
-                    sys::renameat2(
-                        d.fd(),
-                        tmp.as_bytes(),
-                        d.fd(),
-                        new.entry().as_bytes(),
-                        libc::RENAME_NOREPLACE,
-                    )?;
-                    Ok(())
+                    self.settle(d, &tmp, &new, &st, uid, gid, true)
                 })();
                 if result.is_err() {
                     d.discard_temp(&tmp);
@@ -275,13 +265,13 @@ impl Converter<'_> {
                 let stored = self.keys.store_target(&target)?;
                 let tmp = temp_name()?;
                 sys::symlinkat(&stored, d.fd(), tmp.as_bytes())?;
-                self.finish_node(d, &tmp, &new, &st, uid, gid, false)?;
+                self.settle(d, &tmp, &new, &st, uid, gid, false)?;
                 drop_old(d)?;
             }
             _ => {
                 let tmp = temp_name()?;
                 sys::mknodat(d.fd(), tmp.as_bytes(), st.st_mode, st.st_rdev)?;
-                self.finish_node(d, &tmp, &new, &st, uid, gid, true)?;
+                self.settle(d, &tmp, &new, &st, uid, gid, true)?;
                 drop_old(d)?;
             }
         }
