@@ -63,13 +63,7 @@ pub fn key_list(vault: &Path) -> Result<()> {
     println!("SLOT  KIND      KDF");
     for s in &c.slots {
         match &s.kind {
-            SlotKind::Password(p) => println!(
-                "{:<5} password  Argon2id {} MiB, {} passes, {} lane(s)",
-                s.id,
-                p.memory_kib / 1024,
-                p.passes,
-                p.lanes
-            ),
+            SlotKind::Password(p) => println!("{:<5} password  {}", s.id, super::setup::kdf(p)),
             k => println!("{:<5} {:<9} -", s.id, k.name()),
         }
     }

@@ -86,13 +86,9 @@ pub fn info(vault: &Path) -> Result<()> {
     println!("master key generation: {}", c.generation);
     for s in &c.slots {
         match &s.kind {
-            SlotKind::Password(p) => println!(
-                "key slot {}:            password, Argon2id {} MiB, {} passes, {} lane(s)",
-                s.id,
-                p.memory_kib / 1024,
-                p.passes,
-                p.lanes
-            ),
+            SlotKind::Password(p) => {
+                println!("key slot {}:            password, {}", s.id, kdf(p))
+            }
             other => println!("key slot {}:            {}", s.id, other.name()),
         }
     }
@@ -113,6 +109,16 @@ pub fn info(vault: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A password slot's key derivation, as `info` and `key list` show it.
+pub fn kdf(p: &crate::format::config::PasswordSlot) -> String {
+    format!(
+        "Argon2id {} MiB, {} passes, {} lane(s)",
+        p.memory_kib / 1024,
+        p.passes,
+        p.lanes
+    )
 }
 
 /// Lower-case hex of `b`.
