@@ -10,6 +10,16 @@ use std::sync::Arc;
 use common::mount::{Mounted, p, sealfs};
 use common::pattern;
 
+/// Held by the tests that drop the kernel's caches, and by the one that
+/// counts the daemon's fds (a drop by another test would empty its count).
+static KERNEL_CACHES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn caches() -> std::sync::MutexGuard<'static, ()> {
+    KERNEL_CACHES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn concurrent_writers_on_different_and_same_files() {
     let m = Arc::new(Mounted::new(&[]));
@@ -183,6 +193,7 @@ fn bad_mount_requests_get_clear_errors() {
 
 #[test]
 fn backing_directory_disappearing_gives_errors_not_a_crash() {
+    let _caches = caches();
     let mut m = Mounted::new(&[]);
     fs::create_dir(m.path("d")).unwrap();
     fs::write(m.path("d/f"), b"data").unwrap();
@@ -248,6 +259,7 @@ fn sigterm_flushes_and_unmounts_cleanly() {
 /// inodes (dropped caches), the daemon closes their fds.
 #[test]
 fn forgotten_inodes_release_their_fds() {
+    let _caches = caches();
     let m = Mounted::new(&[]);
     fs::create_dir(m.path("many")).unwrap();
     for i in 0..2000 {

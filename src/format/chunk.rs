@@ -93,6 +93,17 @@ impl Geometry {
         let body = sealed.saturating_sub(HEADER_LEN as u64);
         (body / self.sealed_chunk_len()) * self.chunk_size
     }
+
+    /// The size a mount shows for a vault file of `sealed` bytes. A length no
+    /// complete file has (a half-synced download, a header alone) shows one
+    /// byte past the well-formed prefix, so a reader reaches the damage and
+    /// gets EIO instead of a clean, early end of file.
+    pub fn shown_size(&self, sealed: u64) -> u64 {
+        match self.plain_size(sealed) {
+            Some(s) => s,
+            None => self.plain_size_for_stat(sealed) + 1,
+        }
+    }
 }
 
 /// The associated data that binds a chunk to its file, position and finality.

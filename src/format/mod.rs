@@ -5,6 +5,7 @@
 pub mod base64url;
 pub mod chunk;
 pub mod config;
+pub mod conflict;
 pub mod dirid;
 pub mod header;
 pub mod names;

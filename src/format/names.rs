@@ -29,6 +29,7 @@
 //! at the vault root, and the vault symlink points to `~<that hash>`.
 
 use super::base64url;
+use super::conflict;
 use super::dirid::{DIRID_FILE, DirId};
 use crate::crypto::{Cipher, NONCE_LEN, SecretKey, TAG_LEN};
 
@@ -76,6 +77,9 @@ pub enum VaultEntry<'a> {
     Internal,
     /// A sync tool's file.
     SyncTool,
+    /// Possibly a sync tool's copy of an entry: an encrypted name plus a
+    /// marker (see `conflict`); decryption tells.
+    Copy(&'a str),
     /// Anything else: not produced by sealfs.
     Foreign,
 }
@@ -87,6 +91,7 @@ pub fn classify(name: &[u8], at_root: bool) -> VaultEntry<'_> {
     };
     if s.starts_with(DIRID_FILE)
         || s.starts_with(TEMP_PREFIX)
+        || conflict::dirid_copy_marker(s).is_some()
         || (at_root && (s == LINKS_DIR || is_config_name(s)))
     {
         return VaultEntry::Internal;
@@ -107,12 +112,15 @@ pub fn classify(name: &[u8], at_root: bool) -> VaultEntry<'_> {
                 return VaultEntry::Sidecar;
             }
         }
-        return VaultEntry::Foreign;
-    }
-    if s.len() >= 43 && s.bytes().all(base64url::is_alphabet) {
+    } else if conflict::is_encoding_len(s.len()) && s.bytes().all(base64url::is_alphabet) {
         return VaultEntry::Short(s);
     }
-    VaultEntry::Foreign
+    match conflict::splits(s).first().map(|x| x.kind) {
+        // A copy of a sidecar is sealfs's own file: used, never shown.
+        Some(conflict::BaseKind::Sidecar) => VaultEntry::Internal,
+        Some(_) => VaultEntry::Copy(s),
+        None => VaultEntry::Foreign,
+    }
 }
 
 /// The config and the copies of it that sealfs or a sync tool makes at the
@@ -172,14 +180,20 @@ pub fn stored_target_name(sealed: &[u8]) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiskName {
     Short(String),
-    Long { hashed: String, full: String },
+    Long {
+        hashed: String,
+        full: String,
+    },
+    /// An entry that does not decrypt as it is (a sync tool's conflict
+    /// copy, an entry of another directory ID), found by its shown name.
+    Raw(String),
 }
 
 impl DiskName {
     /// The name of the vault entry itself.
     pub fn entry(&self) -> &str {
         match self {
-            DiskName::Short(s) => s,
+            DiskName::Short(s) | DiskName::Raw(s) => s,
             DiskName::Long { hashed, .. } => hashed,
         }
     }
@@ -187,7 +201,7 @@ impl DiskName {
     /// The sidecar holding the full encoding, for long names.
     pub fn sidecar(&self) -> Option<String> {
         match self {
-            DiskName::Short(_) => None,
+            DiskName::Short(_) | DiskName::Raw(_) => None,
             DiskName::Long { hashed, .. } => Some(format!("{hashed}{SIDECAR_SUFFIX}")),
         }
     }
@@ -385,11 +399,15 @@ mod tests {
             let dn = c.disk_name(&d, &n).unwrap();
             assert!(dn.entry().len() <= 200);
             let full = match &dn {
-                DiskName::Short(s) => s.clone(),
+                DiskName::Short(s) => {
+                    assert_eq!(classify(s.as_bytes(), false), VaultEntry::Short(s));
+                    s.clone()
+                }
                 DiskName::Long { hashed, full } => {
                     assert_eq!(classify(hashed.as_bytes(), false), VaultEntry::Long(hashed));
                     full.clone()
                 }
+                DiskName::Raw(_) => unreachable!("disk_name never gives a raw name"),
             };
             assert_eq!(c.decode(&d, full.as_bytes()).unwrap(), n);
         }

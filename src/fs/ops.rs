@@ -394,7 +394,7 @@ impl SealFs {
         let size = match node.kind {
             Kind::File => match self.cache.peek_file(node.ino, node.generation) {
                 Some(f) => lock_read(&f).size(),
-                None => self.keys.geometry.plain_size_for_stat(st.st_size as u64),
+                None => self.keys.geometry.shown_size(st.st_size as u64),
             },
             Kind::Symlink => match node.symlink_len.load(Ordering::Relaxed) {
                 n if n != u64::MAX => n,
@@ -426,7 +426,14 @@ impl SealFs {
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
         let (pnode, dir) = self.dir_of(parent)?;
         let dn = dir.disk_name(name)?;
-        self.enter(&pnode, &dir, dn.entry())
+        match self.enter(&pnode, &dir, dn.entry()) {
+            // Not its encrypted name: perhaps a conflict copy's shown name.
+            Err(e) if e.to_errno() == libc::ENOENT => match dir.indirect(name)? {
+                Some(raw) => self.enter(&pnode, &dir, &raw),
+                None => Err(e),
+            },
+            r => r,
+        }
     }
 
     /// Counts one kernel lookup of the vault inode `st` (birth `stamp`),
@@ -614,7 +621,7 @@ impl SealFs {
     ) -> Result<()> {
         self.check_writable()?;
         let (pnode, dir) = self.dir_of(parent)?;
-        let dn = dir.disk_name(name)?;
+        let dn = dir.find(name)?;
         let losing = self.losing_name(&pnode, &dir, dn.entry());
         remove(&dir)?;
         if let Some((node, anchor)) = losing {
@@ -634,8 +641,8 @@ impl SealFs {
         self.check_writable()?;
         let (pnode, from) = self.dir_of(parent)?;
         let (qnode, to) = self.dir_of(newparent)?;
-        let a = from.disk_name(name)?;
-        let b = to.disk_name(newname)?;
+        let a = from.find(name)?;
+        let b = to.find(newname)?;
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
         let src = sys::statx(from.fd(), a.entry().as_bytes())
             .ok()
@@ -680,7 +687,7 @@ impl SealFs {
         self.check_writable()?;
         let (pnode, dir) = self.dir_of(parent)?;
         let (file, created) = dir.create_file(name, mode, flags & libc::O_EXCL != 0)?;
-        let dn = dir.disk_name(name)?;
+        let dn = dir.find(name)?;
         let (node, _) = if created {
             self.register(&pnode, &dir, dn.entry(), file.fd(), who)?
         } else {

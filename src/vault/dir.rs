@@ -12,6 +12,7 @@ use crate::format::names::{
     valid_plain_name,
 };
 
+use super::conflicts::{self, Index};
 use super::file::SealedFile;
 use super::keys::VaultKeys;
 use super::sys;
@@ -271,13 +272,43 @@ impl Dir {
         }
     }
 
+    /// The vault entry shown as plaintext `name` when that is not its
+    /// encrypted name: a sync tool's conflict copy, or an entry of another
+    /// directory ID (see `conflicts`).
+    pub(crate) fn indirect(&self, name: &OsStr) -> Result<Option<String>> {
+        let b = sys::bytes(name);
+        let mut ix = conflicts::index(self, false)?;
+        if ix.raw_of(b).is_none() && conflicts::looks_shown(b) {
+            // Shaped like a copy's name: only an up-to-date index may say no.
+            ix = conflicts::index(self, true)?;
+        }
+        Ok(ix
+            .raw_of(b)
+            .filter(|r| sys::fstatat(self.fd(), r.as_bytes()).is_ok())
+            .map(str::to_string))
+    }
+
+    /// The on-disk name under which plaintext `name` exists: its encrypted
+    /// name, or else the vault name of the copy shown as `name`; a name that
+    /// exists neither way gives its encrypted name.
+    pub fn find(&self, name: &OsStr) -> Result<DiskName> {
+        let dn = self.disk_name(name)?;
+        match sys::fstatat(self.fd(), dn.entry().as_bytes()) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(match self.indirect(name)? {
+                Some(raw) => DiskName::Raw(raw),
+                None => dn,
+            }),
+            _ => Ok(dn),
+        }
+    }
+
     /// The name an entry has under the current name key (what `rekey --full` converts to).
     pub(crate) fn current_disk_name(&self, name: &OsStr) -> Result<DiskName> {
         Ok(self.keys.names.disk_name(&self.id, sys::bytes(name))?)
     }
 
     /// Decrypts a full name encoding; `Some((name, sealed with the current key))`.
-    fn decode_full(&self, full: &str) -> Option<(Vec<u8>, bool)> {
+    pub(crate) fn decode_full(&self, full: &str) -> Option<(Vec<u8>, bool)> {
         let cur = || self.keys.names.decode(&self.id, full.as_bytes());
         match (self.naming, &self.keys.previous) {
             (Naming::Current, _) | (_, None) => cur().map(|n| (n, true)),
@@ -293,13 +324,13 @@ impl Dir {
 
     /// `lstat` of an entry by plaintext name.
     pub fn stat(&self, name: &OsStr) -> Result<libc::stat> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
         Ok(sys::fstatat(self.fd(), dn.entry().as_bytes())?)
     }
 
     /// Opens an entry as an `O_PATH` fd (for the FUSE inode table), with its stat.
     pub fn open_path(&self, name: &OsStr) -> Result<(OwnedFd, libc::stat, DiskName)> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
         let fd = sys::openat(self.fd(), dn.entry().as_bytes(), libc::O_PATH, 0)?;
         let st = sys::fstat(fd.as_fd())?;
         Ok((fd, st, dn))
@@ -355,44 +386,64 @@ impl Dir {
         self.is_root
     }
 
-    /// Decrypts one raw vault name; `None` for entries that are not sealfs
-    /// entries of this directory (logged once).
-    fn decrypt_entry(&self, raw: &OsStr) -> Option<OsString> {
-        self.decrypt_entry_which(raw).map(|(n, _)| n)
-    }
-
-    fn decrypt_entry_which(&self, raw: &OsStr) -> Option<(OsString, bool)> {
+    /// The name raw entry `raw` is shown under, and whether it is sealed with
+    /// the current name key; `None` for what is not shown (logged once if it
+    /// should have been). `ix` carries the directory's index of copies
+    /// between calls of one listing.
+    fn shown_entry(&self, raw: &OsStr, ix: &mut Option<Arc<Index>>) -> Option<(OsString, bool)> {
         use std::os::unix::ffi::OsStringExt;
-        let full = match self.full_encoding(raw) {
-            Ok(f) => f,
-            Err(None) => return None,
-            Err(Some(why)) => {
-                warn_once(
-                    &self.child_label(&raw.to_string_lossy()),
-                    &format!("{why}; hidden"),
-                );
-                return None;
-            }
+        let why = match self.decode_entry_which(raw) {
+            Ok(x) => return Some(x),
+            Err(why) => why,
         };
-        match self.decode_full(&full) {
-            Some((n, cur)) => Some((OsString::from_vec(n), cur)),
-            None => {
-                warn_once(
-                    &self.child_label(&raw.to_string_lossy()),
-                    "name failed authentication; hidden",
-                );
-                None
+        match classify(sys::bytes(raw), self.is_root) {
+            VaultEntry::Internal | VaultEntry::SyncTool | VaultEntry::Sidecar => return None,
+            VaultEntry::Foreign => {}
+            VaultEntry::Short(_) | VaultEntry::Long(_) | VaultEntry::Copy(_) => {
+                if let Some(s) = raw.to_str().and_then(|r| conflicts::shown(self, r, ix)) {
+                    return Some((OsString::from_vec(s), true));
+                }
             }
         }
+        warn_once(
+            &self.child_label(&raw.to_string_lossy()),
+            &format!("{why}; hidden"),
+        );
+        None
     }
 
-    /// Lists the plaintext entries; undecryptable ones are skipped and logged once.
+    /// The name raw entry `raw` is shown under (its plaintext name, or a
+    /// conflict copy's shown name); the error says why it is not shown.
+    pub(crate) fn entry_name(
+        &self,
+        raw: &OsStr,
+        ix: &mut Option<Arc<Index>>,
+    ) -> std::result::Result<OsString, &'static str> {
+        use std::os::unix::ffi::OsStringExt;
+        let why = match self.decode_entry(raw) {
+            Ok(n) => return Ok(n),
+            Err(why) => why,
+        };
+        if matches!(
+            classify(sys::bytes(raw), self.is_root),
+            VaultEntry::Short(_) | VaultEntry::Long(_) | VaultEntry::Copy(_)
+        ) {
+            if let Some(s) = raw.to_str().and_then(|r| conflicts::shown(self, r, ix)) {
+                return Ok(OsString::from_vec(s));
+            }
+        }
+        Err(why)
+    }
+
+    /// Lists the plaintext entries, conflict copies under their shown names;
+    /// undecryptable ones are skipped and logged once.
     pub fn list(&self) -> Result<Vec<DirEntry>> {
         let raw = sys::read_dir(self.fd())?;
         let mut out = Vec::with_capacity(raw.len());
         let mut old = Vec::new();
+        let mut ix = None;
         for r in raw {
-            if let Some((name, current)) = self.decrypt_entry_which(&r.name) {
+            if let Some((name, current)) = self.shown_entry(&r.name, &mut ix) {
                 let e = DirEntry {
                     name,
                     disk_name: r.name,
@@ -418,11 +469,12 @@ impl Dir {
     /// held between calls, so entries made since an earlier call (or a
     /// rewind to 0) show up.
     pub fn list_from(&self, cookie: u64, mut visit: impl FnMut(Listed, u64) -> bool) -> Result<()> {
+        let mut ix = None;
         sys::read_dir_from(self.fd(), cookie, |r, next| match sys::bytes(&r.name) {
             b"." => visit(Listed::Dot, next),
             b".." => visit(Listed::DotDot, next),
-            _ => match self.decrypt_entry(&r.name) {
-                Some(name) => visit(
+            _ => match self.shown_entry(&r.name, &mut ix) {
+                Some((name, _)) => visit(
                     Listed::Entry(DirEntry {
                         name,
                         disk_name: r.name,
@@ -459,15 +511,30 @@ impl Dir {
     fn drop_sidecar(&self, dn: &DiskName) {
         if let Some(side) = dn.sidecar() {
             if matches!(sys::fstatat(self.fd(), dn.entry().as_bytes()), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
+                && !self.copies_use(dn.entry())
             {
                 let _ = sys::unlinkat(self.fd(), side.as_bytes(), 0);
             }
         }
     }
 
+    /// Whether a conflict copy of the long name `hashed` (which reads its
+    /// name from the same sidecar) is in this directory; true when unsure.
+    fn copies_use(&self, hashed: &str) -> bool {
+        sys::read_dir(self.fd()).map_or(true, |v| {
+            v.iter().any(|e| {
+                e.name.to_str().is_some_and(|n| {
+                    n.len() > hashed.len()
+                        && n.starts_with(hashed)
+                        && !n.ends_with(crate::format::names::SIDECAR_SUFFIX)
+                })
+            })
+        })
+    }
+
     /// Opens a subdirectory by plaintext name.
     pub fn open_subdir(&self, name: &OsStr) -> Result<Dir> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
         let fd = sys::open_subdir(self.fd(), dn.entry().as_bytes())?;
         Dir::from_fd(fd, self.keys.clone(), self.child_label(dn.entry()))
     }
@@ -534,7 +601,13 @@ impl Dir {
         mode: u32,
         exclusive: bool,
     ) -> Result<(SealedFile, bool)> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
+        if let DiskName::Raw(_) = dn {
+            if exclusive {
+                return Err(Error::errno(libc::EEXIST));
+            }
+            return Ok((self.open_file(name, true)?, false));
+        }
         self.put_sidecar(&dn)?;
         let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
         match sys::openat(self.fd(), dn.entry().as_bytes(), flags, mode & 0o7777) {
@@ -596,7 +669,7 @@ impl Dir {
 
     /// Opens an existing regular file.
     pub fn open_file(&self, name: &OsStr, writable: bool) -> Result<SealedFile> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
         // O_NONBLOCK: a FIFO under this name must not hang us; it is refused below.
         let flags = libc::O_NONBLOCK
             | if writable {
@@ -641,7 +714,7 @@ impl Dir {
 
     /// Reads and decrypts a symlink target by plaintext name.
     pub fn readlink(&self, name: &OsStr) -> Result<Vec<u8>> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
         let raw = sys::readlinkat(self.fd(), dn.entry().as_bytes())?;
         self.decrypt_target(&raw, dn.entry())
     }
@@ -685,7 +758,7 @@ impl Dir {
 
     /// Removes a non-directory entry.
     pub fn unlink(&self, name: &OsStr) -> Result<()> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
         sys::unlinkat(self.fd(), dn.entry().as_bytes(), 0)?;
         self.drop_sidecar(&dn);
         Ok(())
@@ -694,7 +767,7 @@ impl Dir {
     /// Removes an empty directory (empty of plaintext entries and of anything
     /// else but its ID file).
     pub fn rmdir(&self, name: &OsStr) -> Result<()> {
-        let dn = self.disk_name(name)?;
+        let dn = self.find(name)?;
         let sub = sys::open_subdir(self.fd(), dn.entry().as_bytes())?;
         let entries = sys::read_dir(sub.as_fd())?;
         if entries.iter().any(|e| e.name != DIRID_FILE) {
@@ -755,8 +828,8 @@ impl Dir {
 
     /// Renames `name` to `to/to_name`; `flags` as for renameat2.
     pub fn rename(&self, name: &OsStr, to: &Dir, to_name: &OsStr, flags: u32) -> Result<()> {
-        let a = self.disk_name(name)?;
-        let b = to.disk_name(to_name)?;
+        let a = self.find(name)?;
+        let b = to.find(to_name)?;
         // A directory replacing an empty directory: the target holds only its
         // ID file, which must go first for the vault rename to succeed.
         let mut restore = None;

@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{Error, Result};
 use crate::format::config::CONFIG_FILE;
+use crate::format::conflict;
 use crate::format::names::{
     LINKS_DIR, SIDECAR_SUFFIX, TargetRef, VaultEntry, classify, is_config_name, target_ref,
 };
@@ -302,10 +303,12 @@ impl Checker<'_> {
         let mut entries = sys::read_dir(dir.fd())?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let names: BTreeSet<OsString> = entries.iter().map(|e| e.name.clone()).collect();
+        let mut copies = None;
         for e in entries {
             let raw = e.name.as_os_str();
             let label = dir.entry_label(&raw.to_string_lossy());
-            match classify(raw.as_bytes(), dir.is_root()) {
+            let class = classify(raw.as_bytes(), dir.is_root());
+            match class {
                 VaultEntry::SyncTool => continue,
                 VaultEntry::Internal => {
                     let s = raw.to_string_lossy();
@@ -315,6 +318,8 @@ impl Checker<'_> {
                         && !s.starts_with(&format!("{CONFIG_FILE}.tmp-"))
                     {
                         self.note(label, None, "a sync conflict copy of the config (compare it with sealfs.conf; sealfs uses only sealfs.conf)", false);
+                    } else if conflict::dirid_copy_marker(&s).is_some() {
+                        self.note(label, None, "a sync tool's copy of the directory-ID file (names sealed under either ID are shown)", false);
                     }
                     continue;
                 }
@@ -332,7 +337,7 @@ impl Checker<'_> {
                     self.note(label, None, "not a sealfs entry (left alone)", false);
                     continue;
                 }
-                VaultEntry::Short(_) | VaultEntry::Long(_) => {}
+                VaultEntry::Short(_) | VaultEntry::Long(_) | VaultEntry::Copy(_) => {}
             }
             let st = match sys::fstatat(dir.fd(), raw.as_bytes()) {
                 Ok(st) => st,
@@ -340,7 +345,21 @@ impl Checker<'_> {
                 Err(err) => return Err(err.into()),
             };
             let kind = Kind::from_mode(st.st_mode);
-            let name = dir.decode_entry(raw);
+            let name = match dir.decode_entry(raw) {
+                Ok(n) => Ok(n),
+                Err(why) => match dir.entry_name(raw, &mut copies) {
+                    Ok(n) => {
+                        let p = Some(join(&plain, &n));
+                        self.note(label.clone(), p, "a sync tool's conflict copy (or an entry of a copied directory ID), shown under this name", false);
+                        Ok(n)
+                    }
+                    Err(_) if matches!(class, VaultEntry::Copy(_)) => {
+                        self.note(label, None, "not a sealfs entry (left alone)", false);
+                        continue;
+                    }
+                    Err(_) => Err(why),
+                },
+            };
             let plain_path = name.as_ref().ok().map(|n| join(&plain, n));
             let mut damage = name.as_ref().err().map(|why| Damage {
                 what: why.to_string(),

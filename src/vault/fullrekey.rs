@@ -335,12 +335,18 @@ impl Converter<'_> {
                 Err(why) => {
                     // A sealfs-shaped name neither key opens (damaged, or its
                     // sidecar still syncing): never finish past it.
-                    if matches!(
-                        classify(e.name.as_bytes(), d.is_root()),
-                        VaultEntry::Short(_) | VaultEntry::Long(_)
-                    ) {
-                        self.damaged(&d, &e.name, why);
-                        complete = false;
+                    match classify(e.name.as_bytes(), d.is_root()) {
+                        VaultEntry::Short(_) | VaultEntry::Long(_) => {
+                            self.damaged(&d, &e.name, why);
+                            complete = false;
+                        }
+                        // Its name would stay sealed under the previous key:
+                        // the user resolves it first.
+                        VaultEntry::Copy(_) if d.entry_name(&e.name, &mut None).is_ok() => {
+                            self.damaged(&d, &e.name, "a sync tool's conflict copy: rename or remove it through the mount, then run rekey --full again");
+                            complete = false;
+                        }
+                        _ => {}
                     }
                     continue;
                 }

@@ -2,6 +2,7 @@
 //! operations the CLI and the FUSE layer compose.
 
 pub mod admin;
+mod conflicts;
 mod dir;
 mod file;
 pub mod fsck;
@@ -39,6 +40,10 @@ pub use unlock::unlock_config;
 
 /// Default plaintext chunk size (see sealfs-format(5) for the measurements).
 pub const DEFAULT_CHUNK_SIZE: u32 = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Logs a warning about a vault path once per process (listings repeat).
 pub fn warn_once(vault_path: &str, what: &str) {

@@ -39,7 +39,10 @@ pub fn walk(root: BorrowedFd<'_>, mut visit: impl FnMut(&Found<'_>) -> Result<()
             };
             let kind = st.st_mode & libc::S_IFMT;
             let class = classify(sys::bytes(&e.name), rel.as_os_str().is_empty());
-            let sealfs = matches!(class, VaultEntry::Short(_) | VaultEntry::Long(_));
+            let sealfs = matches!(
+                class,
+                VaultEntry::Short(_) | VaultEntry::Long(_) | VaultEntry::Copy(_)
+            );
             visit(&Found {
                 dir: &rel,
                 dirfd: fd.as_fd(),
@@ -59,7 +62,11 @@ pub fn walk(root: BorrowedFd<'_>, mut visit: impl FnMut(&Found<'_>) -> Result<()
 pub fn count_files(root: BorrowedFd<'_>) -> Result<u64> {
     let mut n = 0;
     walk(root, |f| {
-        if f.kind == libc::S_IFREG && matches!(f.class, VaultEntry::Short(_) | VaultEntry::Long(_))
+        if f.kind == libc::S_IFREG
+            && matches!(
+                f.class,
+                VaultEntry::Short(_) | VaultEntry::Long(_) | VaultEntry::Copy(_)
+            )
         {
             n += 1;
         }

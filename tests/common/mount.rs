@@ -13,6 +13,8 @@ pub struct Mounted {
     pub passfile: PathBuf,
     /// A command the mount runs under (e.g. `prlimit --nofile=256:256`).
     pub launcher: Vec<String>,
+    /// What the last `sealfs mount` printed on stderr.
+    pub mount_stderr: String,
     mounted: bool,
 }
 
@@ -59,6 +61,7 @@ impl Mounted {
             mnt,
             passfile,
             launcher: launcher.iter().map(|s| s.to_string()).collect(),
+            mount_stderr: String::new(),
             mounted: false,
         };
         m.mount(extra);
@@ -93,6 +96,7 @@ impl Mounted {
             String::from_utf8_lossy(&o.stderr)
         );
         self.mounted = true;
+        self.mount_stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     }
 
     pub fn umount(&mut self) {
