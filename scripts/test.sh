@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: POSIX conformance (pjdfstest) and a short fsx run on a
-# real mount, then the unit, property, tamper, CLI and FUSE mount tests.
+# real mount, two devices syncing through Syncthing, then the unit, property, tamper, CLI and FUSE mount tests.
 # Installs what it needs. Mount tests fail, never skip, without FUSE.
 # Long soak runs: scripts/conformance.sh (fsx 100k x 3), scripts/bench.sh.
 set -euo pipefail
@@ -23,6 +23,8 @@ check_leftovers() {
 trap 'check_leftovers' EXIT
 
 scripts/conformance.sh --fsx-ops "${SEALFS_FSX_OPS:-20000}" --fsx-seeds "${SEALFS_FSX_SEEDS:-$RANDOM}"
+# Two devices: two Syncthing instances on loopback, sealfs mounted on each.
+scripts/sync-e2e.sh
 cargo build --quiet --all-targets
 cargo test --quiet --lib --bins --tests -- --test-threads=4
 check_leftovers

@@ -447,8 +447,7 @@ fn a_vault_in_use_is_refused_and_untouched() {
     let (pw, pw2) = (env.file("pw", PW), env.file("pw2", PW2));
     let v = env.v();
     // The lock a mount holds for its life (in the private runtime directory).
-    let id = sealfs::vault::Vault::info(&env.vault).unwrap().vault_id;
-    let lock = sealfs::vault::runtime::open_lock(&id).unwrap();
+    let lock = sealfs::vault::runtime::open_lock(&env.vault).unwrap();
     assert!(sealfs::vault::runtime::try_lock(&lock).unwrap());
     let rk = env.dir.join("rk");
     let before = snapshot(&env.vault);

@@ -311,9 +311,8 @@ fn a_vault_held_by_another_process_is_refused_at_once() {
     let mut m = Mounted::new(&[]);
     m.umount();
     // Another process holds the vault's lock (as an offline command will).
-    let id = sealfs::vault::Vault::info(&m.vault).unwrap().vault_id;
-    drop(sealfs::vault::runtime::open_lock(&id).unwrap());
-    let mut holder = hold_flock(&sealfs::vault::runtime::lock_path(&id));
+    drop(sealfs::vault::runtime::open_lock(&m.vault).unwrap());
+    let mut holder = hold_flock(&sealfs::vault::runtime::lock_path(&m.vault).unwrap());
     let t = Instant::now();
     let o = common::mount::sealfs(&[
         "mount",

@@ -414,3 +414,122 @@ fn a_one_byte_edit_changes_one_chunk_and_a_directory_rename_one_name() {
         .collect();
     assert_eq!(expect, got);
 }
+
+/// Two devices' copies of one vault (same vault ID) on one machine, both
+/// mounted: each is locked apart.
+#[test]
+fn two_copies_of_one_vault_mount_side_by_side() {
+    let mut a = Mounted::new(&[]);
+    put(&a.path("f"), b"from a");
+    a.umount();
+    let mut b = Mounted::new(&[]);
+    b.umount();
+    std::fs::remove_dir_all(&b.vault).unwrap();
+    let s = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&a.vault)
+        .arg(&b.vault)
+        .status()
+        .unwrap();
+    assert!(s.success());
+    a.mount(&[]);
+    b.mount(&[]);
+    put(&b.path("f"), b"from b");
+    assert_eq!(std::fs::read(a.path("f")).unwrap(), b"from a");
+    assert_eq!(std::fs::read(b.path("f")).unwrap(), b"from b");
+    // A second mount of the same copy is still refused.
+    let spare = b.tmp.path().join("mnt2");
+    std::fs::create_dir(&spare).unwrap();
+    let o = common::mount::sealfs(&[
+        "mount",
+        "--passfile",
+        common::mount::p(&a.passfile),
+        common::mount::p(&a.vault),
+        common::mount::p(&spare),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("already mounted"),
+        "{err}"
+    );
+}
+
+/// Every tool's marker on every entry kind, read through the mount; and a
+/// folder both devices made under different directory IDs.
+#[test]
+fn every_tools_copies_and_a_directory_id_conflict_read_through_the_mount() {
+    use sealfs::format::conflict::{label, shown_name, tag};
+    let m = Mounted::new(&[]);
+    let long = format!("{}.txt", "L".repeat(200));
+    put(&m.path("notes.txt"), b"old notes");
+    put(&m.path(&long), b"old long");
+    std::fs::create_dir(m.path("photos")).unwrap();
+    put(&m.path("photos/a.jpg"), b"old photo");
+    std::os::unix::fs::symlink("notes.txt", m.path("link")).unwrap();
+    let v = unlock(&m.vault);
+    let kinds = ["notes.txt", long.as_str(), "photos", "link"];
+    let mut want: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    for k in kinds {
+        let r = raw(&v, k);
+        for marker in [
+            " (Alice's conflicted copy 2026-11-30)",
+            ".sync-conflict-20261130-101500-ABCDEFG",
+            " (conflicted copy 2026-11-30 101500)",
+            "_conflict-20261130-101500",
+            "-LAPTOP",
+            " (1)",
+        ] {
+            let copy = format!("{r}{marker}");
+            let s = std::process::Command::new("cp")
+                .args(["-a", "--no-target-directory"])
+                .arg(m.vault.join(&r))
+                .arg(m.vault.join(&copy))
+                .status()
+                .unwrap();
+            assert!(s.success());
+            let shown = shown_name(k.as_bytes(), &label(marker), &tag(&copy, 6), false);
+            let shown = String::from_utf8(shown).unwrap();
+            let p = m.path(&shown);
+            match k {
+                "photos" => assert_eq!(std::fs::read(p.join("a.jpg")).unwrap(), b"old photo"),
+                "link" => assert_eq!(std::fs::read_link(&p).unwrap(), Path::new("notes.txt")),
+                "notes.txt" => assert_eq!(std::fs::read(&p).unwrap(), b"old notes"),
+                _ => assert_eq!(std::fs::read(&p).unwrap(), b"old long"),
+            }
+            want.push(shown);
+        }
+    }
+    want.sort();
+    assert_eq!(ls(&m.mnt), want);
+    // Folder "b" made on two devices under different IDs (one was made as
+    // "a" and renamed), merged by the sync tool, one ID file a conflict copy.
+    std::fs::create_dir(m.path("b")).unwrap();
+    put(&m.path("b/x.txt"), b"x from two");
+    std::fs::rename(m.path("b"), m.path("b2")).unwrap();
+    std::fs::create_dir(m.path("a")).unwrap();
+    put(&m.path("a/x.txt"), b"x from one");
+    std::fs::rename(m.path("a"), m.path("b")).unwrap();
+    let (into, from) = (m.vault.join(raw(&v, "b")), m.vault.join(raw(&v, "b2")));
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        let n = e.file_name();
+        let to = if n == ".sealfs.dir" {
+            ".sealfs (Bob's conflicted copy 2026-11-30).dir".into()
+        } else {
+            n
+        };
+        std::fs::rename(e.path(), into.join(to)).unwrap();
+    }
+    std::fs::remove_dir(&from).unwrap();
+    let clash = "x (Bob's conflicted copy 2026-11-30).txt";
+    let listed = within(Duration::from_secs(2), || {
+        std::fs::read_dir(m.path("b")).is_ok() && ls(&m.path("b")) == [clash, "x.txt"]
+    });
+    assert!(listed.is_some(), "{:?}", ls(&m.path("b")));
+    assert_eq!(std::fs::read(m.path("b/x.txt")).unwrap(), b"x from one");
+    assert_eq!(
+        std::fs::read(m.path(&format!("b/{clash}"))).unwrap(),
+        b"x from two"
+    );
+    assert!(!m.log().contains("ERROR"), "{}", m.log());
+}

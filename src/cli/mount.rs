@@ -121,8 +121,7 @@ const PREVIOUS_MOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// table (a plain `umount`, still flushing) is waited for, up to 30 s;
 /// a lock held by anything else is refused at once.
 fn lock_vault(vault: &Path) -> Result<OwnedFd> {
-    let id = Vault::info(vault)?.vault_id;
-    let fd = crate::vault::runtime::open_lock(&id)?;
+    let fd = crate::vault::runtime::open_lock(vault)?;
     let canon = std::fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
     let st = sys::fstat(std::os::fd::AsFd::as_fd(&fd))?;
     let start = std::time::Instant::now();

@@ -31,8 +31,7 @@ pub struct Admin {
 /// for its whole life; see `super::runtime::open_lock`). The returned fd
 /// holds it until dropped.
 pub fn lock_now(path: &Path) -> Result<OwnedFd> {
-    let id = Vault::info(path)?.vault_id;
-    let fd = super::runtime::open_lock(&id)?;
+    let fd = super::runtime::open_lock(path)?;
     if !super::runtime::try_lock(&fd)? {
         return Err(Error::Config(format!(
             "{} is mounted or in use by another sealfs command; unmount it or wait, then try again",

@@ -132,24 +132,30 @@ pub fn read_file(dir: &OwnedFd, name: &str) -> Option<String> {
     Some(s)
 }
 
-/// The name of the lock file of the vault with ID `vault_id`.
-pub fn lock_name(vault_id: &[u8; 16]) -> String {
-    let hex: String = vault_id.iter().map(|b| format!("{b:02x}")).collect();
-    format!("vault-{hex}.lock")
+/// The name of the lock file of the vault directory `vault`: its vault ID
+/// and the directory's device and inode, so two copies of one vault (two
+/// devices' folders on one machine, a backup) lock apart.
+pub fn lock_name(vault: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let id = super::Vault::info(vault)?.vault_id;
+    let md =
+        std::fs::metadata(vault).map_err(|e| Error::Config(format!("{}: {e}", vault.display())))?;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("vault-{hex}-{:x}-{:x}.lock", md.dev(), md.ino()))
 }
 
 /// The path of that lock file (for messages and tests).
-pub fn lock_path(vault_id: &[u8; 16]) -> PathBuf {
-    runtime_path().join(lock_name(vault_id))
+pub fn lock_path(vault: &Path) -> Result<PathBuf> {
+    Ok(runtime_path().join(lock_name(vault)?))
 }
 
 /// Opens the lock file of a vault: the lock a mount holds for its whole
 /// life and offline commands hold while they change the vault. It lives in
 /// the private runtime directory, where no other user can reach it (a lock
 /// on the vault directory itself could be taken by anyone who can read it).
-pub fn open_lock(vault_id: &[u8; 16]) -> Result<OwnedFd> {
+pub fn open_lock(vault: &Path) -> Result<OwnedFd> {
+    let name = lock_name(vault)?;
     let dir = open_dir()?;
-    let name = lock_name(vault_id);
     let fd = rustix::fs::openat(
         &dir,
         name.as_str(),
