@@ -7,7 +7,7 @@
 #
 # Workloads (as in issue 4): 1 GiB sequential write (dd bs=1M, fdatasync) and
 # cold read; untar of /usr/include; cold ls -lR; md5sum of every file (cold);
-# rm -rf; 100 MiB appended with dd bs=4k conv=fsync and 20 MiB with bs=512;
+# rm -rf; 2000 files named "IMG (k).jpg" made in one directory; 100 MiB appended with dd bs=4k conv=fsync and 20 MiB with bs=512;
 # fio random 4 KiB read+write (psync) on a 256 MiB file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +85,12 @@ run_round() {
   drop_caches
   t0=$(now); find "$m/include" -type f -print0 | xargs -0 md5sum > /dev/null; t1=$(now); record "$s" md5_s "$r" "$(elapsed $t0 $t1)"
   t0=$(now); rm -rf "$m/include"; t1=$(now); record "$s" rm_s "$r" "$(elapsed $t0 $t1)"
+  # 2000 new files named like conflict copies ("IMG (k).jpg") in one growing
+  # directory: the names sealfs checks against its index of sync copies.
+  mkdir "$m/paren"
+  t0=$(now); for k in $(seq 2000); do : > "$m/paren/IMG ($k).jpg"; done; t1=$(now)
+  record "$s" paren2k_s "$r" "$(elapsed $t0 $t1)"
+  rm -rf "$m/paren"
   # appends
   t0=$(now); dd if=/dev/zero of="$m/app4k" bs=4k count=$((APPEND_MB * 256)) conv=fsync status=none; t1=$(now)
   record "$s" append4k_MBps "$r" "$(python3 -c "print(f'{$APPEND_MB*1.048576/($(elapsed $t0 $t1)):.1f}')")"
@@ -114,7 +120,7 @@ systems = sys.argv[2].split()
 data = collections.defaultdict(list)
 for s, m, r, v in rows:
     data[(s, m)].append(float(v))
-metrics = ["seq_write_MBps", "seq_read_MBps", "untar_s", "ls_lR_s", "md5_s", "rm_s", "append4k_MBps", "append512_MBps", "rand4k_IOPS"]
+metrics = ["seq_write_MBps", "seq_read_MBps", "untar_s", "ls_lR_s", "md5_s", "rm_s", "paren2k_s", "append4k_MBps", "append512_MBps", "rand4k_IOPS"]
 higher = {m: not m.endswith("_s") for m in metrics}
 med = {k: statistics.median(v) for k, v in data.items()}
 print(f"backing: {sys.argv[3]}; medians of {max(len(v) for v in data.values())} interleaved rounds")

@@ -163,6 +163,13 @@ fn shown_names_never_collide_and_never_hide_an_entry() {
     }
     let listed = names(&root);
     assert_eq!(listed.len(), 4, "{listed:?}");
+    // Two copies that want one name both get a tag: neither takes it.
+    root.unlink(os("notes (conflicted copy 1).txt")).unwrap();
+    let listed = names(&root);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(!listed.contains(os("notes (conflicted copy 1).txt")));
+    write(&root, "notes (conflicted copy 1).txt", b"a real file");
+    let listed = names(&root);
     assert!(listed.contains(os("notes (conflicted copy 1).txt")));
     assert_eq!(
         read(&root, os("notes (conflicted copy 1).txt")),
@@ -250,6 +257,7 @@ fn a_long_names_copy_outlives_the_original_and_uses_a_sidecar_copy() {
     let listed = names(&root);
     assert_eq!(listed.len(), 1, "{listed:?}");
     let n = listed.into_iter().next().unwrap();
+    assert_eq!(n, OsString::from(&long), "shown under its own name");
     assert_eq!(read(&root, &n), b"again");
 }
 
@@ -300,6 +308,54 @@ fn a_directory_id_conflict_leaves_every_name_readable() {
     // New entries go under the directory's own ID; old ones can be renamed.
     b.rename(os("z.txt"), &b, os("z2.txt"), 0).unwrap();
     assert_eq!(read(&b, os("z2.txt")), b"z from device two");
+    // A long name of the directory's own ID is an ordinary entry: no alias.
+    let long = format!("{}.txt", "L".repeat(200));
+    write(&b, &long, b"long");
+    assert_eq!(names(&b).len(), 5);
+    assert!(
+        b.stat(os(&format!("{} (copy).txt", "L".repeat(200))))
+            .is_err()
+    );
+    assert_eq!(read(&b, os(&long)), b"long");
+}
+
+#[test]
+fn renaming_onto_a_copy_replaces_it_and_takes_a_proper_name() {
+    let (_t, path, vault) = new_vault(4096);
+    let root = vault.root().unwrap();
+    write(&root, "a.txt", b"original");
+    let raw = raw_of(&root, "a.txt");
+    let copy = format!("{raw}.sync-conflict-20261130-101500-ABCDEFG");
+    std::fs::copy(path.join(&raw), path.join(&copy)).unwrap();
+    let shown = expected("a.txt", &copy, "sync-conflict 20261130-101500 ABCDEFG");
+    write(&root, "mine.txt", b"mine");
+    let landed = root.rename(os("mine.txt"), &root, &shown, 0).unwrap();
+    assert!(!path.join(&copy).exists());
+    assert_eq!(landed.entry(), raw_of(&root, &shown.to_string_lossy()));
+    assert!(path.join(landed.entry()).exists());
+    assert_eq!(read(&root, &shown), b"mine");
+    assert_eq!(
+        names(&root),
+        BTreeSet::from([OsString::from("a.txt"), shown.clone()])
+    );
+    // RENAME_NOREPLACE onto a copy: EEXIST, nothing moves.
+    std::fs::copy(path.join(&raw), path.join(&copy)).unwrap();
+    // The name is taken now: the copy shows tagged.
+    let listed = names(&root);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let other = listed
+        .into_iter()
+        .find(|n| n != "a.txt" && *n != shown)
+        .unwrap();
+    assert!(
+        other
+            .to_string_lossy()
+            .starts_with("a (sync-conflict 20261130-101500 ABCDEFG ")
+    );
+    let e = root
+        .rename(os("a.txt"), &root, &other, libc::RENAME_NOREPLACE)
+        .unwrap_err();
+    assert_eq!(e.to_errno(), libc::EEXIST);
 }
 
 #[test]

@@ -82,7 +82,7 @@ pub fn splits(raw: &str) -> Vec<Split<'_>> {
         return out;
     }
     let run = b.iter().take_while(|&&c| is_alphabet(c)).count();
-    for len in (43..=run.min(b.len() - 1)).rev() {
+    for len in (43..=run.min(b.len().saturating_sub(1))).rev() {
         if is_encoding_len(len) {
             let (base, marker) = raw.split_at(len);
             out.push(Split {

@@ -659,9 +659,9 @@ impl SealFs {
         } else {
             None
         };
-        from.rename(name, &to, newname, flags)?;
+        let landed = from.rename(name, &to, newname, flags)?;
         if let Some(src) = &src {
-            self.inodes.moved(src, &qnode, b.entry());
+            self.inodes.moved(src, &qnode, landed.entry());
         }
         match dst {
             Some((dst, _)) if exchange => self.inodes.moved(&dst, &pnode, a.entry()),

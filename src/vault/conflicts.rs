@@ -28,6 +28,8 @@ use super::sys;
 
 /// How long an index of a changed directory may still answer lookups.
 pub(crate) const STALE_FOR: Duration = Duration::from_millis(500);
+/// Other directory IDs tried per directory (each costs a decryption per name).
+const MAX_ALTS: usize = 16;
 /// Directories whose index is kept; past it the cache starts over.
 const CACHED_DIRS: usize = 4096;
 
@@ -48,9 +50,9 @@ impl Stamp {
 }
 
 pub(crate) struct Index {
-    stamp: Stamp,
-    /// Built in the clock tick of the directory's last change.
-    racy: bool,
+    /// The directory's stamp this index is current for, and whether it was
+    /// built in the clock tick of the directory's last change (racy).
+    stamp: Mutex<(Stamp, bool)>,
     built: Instant,
     by_shown: HashMap<Vec<u8>, String>,
     by_raw: HashMap<String, Vec<u8>>,
@@ -69,6 +71,17 @@ impl Index {
         self.by_raw.get(raw).map(Vec::as_slice)
     }
 
+    /// Whether this index is current for a directory with stamp `st`.
+    fn current(&self, st: Stamp) -> bool {
+        let (stamp, racy) = *super::lock(&self.stamp);
+        stamp == st && !racy
+    }
+
+    /// Vault names of the copies shown here.
+    pub fn copies(&self) -> impl Iterator<Item = &str> {
+        self.by_raw.keys().map(String::as_str)
+    }
+
     fn knows(&self, raw: &str) -> bool {
         self.by_raw.contains_key(raw) || super::lock(&self.failed).contains(raw)
     }
@@ -78,7 +91,14 @@ impl Index {
     }
 }
 
-type Key = (u64, u64);
+/// A directory: its device, inode and the start of its ID.
+type Key = (u64, u64, [u8; 8]);
+
+fn key_of(st: &libc::stat, dir: &Dir) -> Key {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&dir.id().0[..8]);
+    (st.st_dev, st.st_ino, id)
+}
 
 fn cache() -> &'static Mutex<HashMap<Key, Arc<Index>>> {
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Index>>>> = OnceLock::new();
@@ -89,11 +109,10 @@ fn cache() -> &'static Mutex<HashMap<Key, Arc<Index>>> {
 /// forces a rebuild unless the directory is unchanged since the last one.
 pub(crate) fn index(dir: &Dir, fresh: bool) -> Result<Arc<Index>> {
     let st = sys::fstat(dir.fd())?;
-    let key = (st.st_dev, st.st_ino);
+    let key = key_of(&st, dir);
     let stamp = Stamp::of(&st);
     if let Some(ix) = super::lock(cache()).get(&key).cloned() {
-        let unchanged = ix.stamp == stamp && !ix.racy;
-        if unchanged || (!fresh && ix.built.elapsed() < STALE_FOR) {
+        if ix.current(stamp) || (!fresh && ix.built.elapsed() < STALE_FOR) {
             return Ok(ix);
         }
     }
@@ -106,12 +125,60 @@ pub(crate) fn index(dir: &Dir, fresh: bool) -> Result<Arc<Index>> {
     Ok(ix)
 }
 
+/// Held while this process changes a directory. The daemon's own changes
+/// never make a copy, so an index that was current before one stays current
+/// after it (without this, every create in a busy directory would list it
+/// again). `done` moves the index on to the directory's new stamp; dropping
+/// the guard does too.
+pub(crate) struct OwnChange<'a> {
+    dir: &'a Dir,
+    /// The cache key and the stamp the index is current for.
+    was: Option<(Key, Stamp)>,
+}
+
+pub(crate) fn own_change(dir: &Dir) -> OwnChange<'_> {
+    let was = sys::fstat(dir.fd()).ok().and_then(|st| {
+        let (key, stamp) = (key_of(&st, dir), Stamp::of(&st));
+        let c = super::lock(cache());
+        c.get(&key)
+            .filter(|ix| ix.current(stamp))
+            .map(|_| (key, stamp))
+    });
+    OwnChange { dir, was }
+}
+
+impl OwnChange<'_> {
+    pub(crate) fn done(&mut self) {
+        let Some((key, old)) = self.was.take() else {
+            return;
+        };
+        let Ok(st) = sys::fstat(self.dir.fd()) else {
+            return;
+        };
+        let new = Stamp::of(&st);
+        if let Some(ix) = super::lock(cache()).get(&key) {
+            let mut s = super::lock(&ix.stamp);
+            if s.0 == old {
+                *s = (new, false);
+                self.was = Some((key, new));
+            }
+        }
+    }
+}
+
+impl Drop for OwnChange<'_> {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 /// The shown name of the vault entry `raw` that does not decrypt as it is,
-/// through `ix` (rebuilt once when it does not know `raw`); `None`: not a
-/// sealfs entry after all.
+/// through `ix`, an index current when a listing first needs it (so shown
+/// names are unique in what it lists), rebuilt once more if it does not
+/// know `raw`; `None`: not a sealfs entry after all.
 pub(crate) fn shown(dir: &Dir, raw: &str, ix: &mut Option<Arc<Index>>) -> Option<Vec<u8>> {
     if ix.is_none() {
-        *ix = index(dir, false).ok();
+        *ix = index(dir, true).ok();
     }
     let known = ix.as_ref()?.knows(raw);
     if !known {
@@ -168,7 +235,7 @@ fn build(dir: &Dir, st: &libc::stat) -> Result<Index> {
                 .ok()
                 .and_then(|b| DirId::decode(&b, &keys.dirid_mac));
             if let Some(id) = id {
-                if id != *dir.id() && !alts.iter().any(|(a, _)| *a == id) {
+                if id != *dir.id() && alts.len() < MAX_ALTS && !alts.iter().any(|(a, _)| *a == id) {
                     alts.push((id, conflict::label(m)));
                 }
             }
@@ -213,6 +280,8 @@ fn build(dir: &Dir, st: &libc::stat) -> Result<Index> {
             continue;
         };
         let class = classify(name.as_bytes(), dir.is_root());
+        // (kind, whether a name that decrypts under this directory's own ID
+        // still needs the index: a long name whose sidecar is missing).
         let whole = match class {
             VaultEntry::Short(_) => {
                 let suspicious = conflict::splits(name)
@@ -221,34 +290,35 @@ fn build(dir: &Dir, st: &libc::stat) -> Result<Index> {
                 if alts.is_empty() && !suspicious {
                     continue;
                 }
-                Some(BaseKind::Short)
+                Some((BaseKind::Short, false))
             }
             VaultEntry::Long(h) => {
-                let own = sys::fstatat(dir.fd(), sidecar_of(h).as_bytes()).is_ok();
-                if alts.is_empty() && (own || !sidecars.contains_key(h)) {
+                if alts.is_empty() && !sidecars.contains_key(h) {
                     continue;
                 }
-                Some(BaseKind::Long)
+                let own = sys::fstatat(dir.fd(), sidecar_of(h).as_bytes()).is_ok();
+                if alts.is_empty() && own {
+                    continue;
+                }
+                Some((BaseKind::Long, !own))
             }
             VaultEntry::Copy(_) => None,
             _ => continue,
         };
         // The name as it is (another directory ID, a sidecar from a copy).
-        if let Some(kind) = whole {
+        if let Some((kind, needs_index)) = whole {
             if let Some((plain, id_label)) = full_of(name, kind).and_then(|f| open(&f)) {
-                match id_label {
-                    // Decrypts under this directory's own ID: a normal entry.
-                    None if kind == BaseKind::Short => continue,
-                    _ => {
-                        found.push(Found {
-                            raw: name.to_string(),
-                            plain,
-                            label: id_label.unwrap_or("copy").to_string(),
-                            plain_first: true,
-                        });
-                        continue;
-                    }
+                if id_label.is_none() && !needs_index {
+                    // A normal entry of this directory.
+                    continue;
                 }
+                found.push(Found {
+                    raw: name.to_string(),
+                    plain,
+                    label: id_label.unwrap_or("copy").to_string(),
+                    plain_first: true,
+                });
+                continue;
             }
         }
         // An encrypted name plus a marker.
@@ -267,36 +337,53 @@ fn build(dir: &Dir, st: &libc::stat) -> Result<Index> {
             }
         }
     }
-    found.sort_by(|a, b| a.raw.cmp(&b.raw));
+    // Each copy's preferred name: untagged, and not an entry as it is. Two
+    // copies that prefer one name both get tagged, so a name never passes
+    // from one copy to another as copies come and go.
+    let prefs: Vec<Option<Vec<u8>>> = found
+        .iter()
+        .map(|f| {
+            let mut untagged = Vec::with_capacity(2);
+            if f.plain_first {
+                untagged.push(f.plain.clone());
+            }
+            untagged.push(conflict::shown_name(
+                &f.plain,
+                &f.label,
+                &conflict::tag(&f.raw, 6),
+                false,
+            ));
+            untagged.into_iter().find(|o| !exists(dir, o, &f.raw))
+        })
+        .collect();
+    let mut wanted: HashMap<&[u8], usize> = HashMap::new();
+    for p in prefs.iter().flatten() {
+        *wanted.entry(p.as_slice()).or_default() += 1;
+    }
     let mut by_shown = HashMap::new();
     let mut by_raw = HashMap::new();
-    for f in found {
-        let t = conflict::tag(&f.raw, 6);
-        let mut options = Vec::with_capacity(4);
-        if f.plain_first {
-            options.push(f.plain.clone());
+    let mut tagged = Vec::new();
+    for (f, p) in found.iter().zip(&prefs) {
+        match p {
+            Some(p) if wanted[p.as_slice()] == 1 => {
+                by_shown.insert(p.clone(), f.raw.clone());
+                by_raw.insert(f.raw.clone(), p.clone());
+            }
+            _ => tagged.push(f),
         }
-        options.push(conflict::shown_name(&f.plain, &f.label, &t, false));
-        options.push(conflict::shown_name(&f.plain, &f.label, &t, true));
-        options.push(conflict::shown_name(
-            &f.plain,
-            &f.label,
-            &conflict::tag(&f.raw, 24),
-            true,
-        ));
-        let last = options.len() - 1;
-        let pick = options
+    }
+    for f in tagged {
+        let pick = [6, 24]
             .into_iter()
-            .enumerate()
-            .find(|(i, o)| *i == last || (!by_shown.contains_key(o) && !exists(dir, o)))
-            .map(|(_, o)| o)
-            .unwrap_or_default();
-        by_shown.insert(pick.clone(), f.raw.clone());
-        by_raw.insert(f.raw, pick);
+            .map(|n| conflict::shown_name(&f.plain, &f.label, &conflict::tag(&f.raw, n), true))
+            .find(|o| !by_shown.contains_key(o) && !exists(dir, o, &f.raw));
+        if let Some(pick) = pick {
+            by_shown.insert(pick.clone(), f.raw.clone());
+            by_raw.insert(f.raw.clone(), pick);
+        }
     }
     Ok(Index {
-        stamp: Stamp::of(st),
-        racy,
+        stamp: Mutex::new((Stamp::of(st), racy)),
         built,
         by_shown,
         by_raw,
@@ -304,11 +391,12 @@ fn build(dir: &Dir, st: &libc::stat) -> Result<Index> {
     })
 }
 
-/// Whether plaintext `name` is an entry of `dir` as it is.
-fn exists(dir: &Dir, name: &[u8]) -> bool {
+/// Whether plaintext `name` is an entry of `dir` as it is, other than
+/// the vault entry `raw` itself.
+fn exists(dir: &Dir, name: &[u8], raw: &str) -> bool {
     use std::os::unix::ffi::OsStrExt;
     valid_plain_name(name).is_err()
-        || dir
-            .disk_name(OsStr::from_bytes(name))
-            .is_ok_and(|dn| sys::fstatat(dir.fd(), dn.entry().as_bytes()).is_ok())
+        || dir.disk_name(OsStr::from_bytes(name)).is_ok_and(|dn| {
+            dn.entry() != raw && sys::fstatat(dir.fd(), dn.entry().as_bytes()).is_ok()
+        })
 }

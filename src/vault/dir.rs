@@ -277,10 +277,16 @@ impl Dir {
     /// directory ID (see `conflicts`).
     pub(crate) fn indirect(&self, name: &OsStr) -> Result<Option<String>> {
         let b = sys::bytes(name);
-        let mut ix = conflicts::index(self, false)?;
+        // A directory that cannot be listed has no copies to show.
+        let Ok(mut ix) = conflicts::index(self, false) else {
+            return Ok(None);
+        };
         if ix.raw_of(b).is_none() && conflicts::looks_shown(b) {
             // Shaped like a copy's name: only an up-to-date index may say no.
-            ix = conflicts::index(self, true)?;
+            match conflicts::index(self, true) {
+                Ok(i) => ix = i,
+                Err(_) => return Ok(None),
+            }
         }
         Ok(ix
             .raw_of(b)
@@ -521,14 +527,9 @@ impl Dir {
     /// Whether a conflict copy of the long name `hashed` (which reads its
     /// name from the same sidecar) is in this directory; true when unsure.
     fn copies_use(&self, hashed: &str) -> bool {
-        sys::read_dir(self.fd()).map_or(true, |v| {
-            v.iter().any(|e| {
-                e.name.to_str().is_some_and(|n| {
-                    n.len() > hashed.len()
-                        && n.starts_with(hashed)
-                        && !n.ends_with(crate::format::names::SIDECAR_SUFFIX)
-                })
-            })
+        conflicts::index(self, true).map_or(true, |ix| {
+            ix.copies()
+                .any(|n| n.len() > hashed.len() && n.starts_with(hashed))
         })
     }
 
@@ -547,6 +548,7 @@ impl Dir {
             return Err(Error::errno(libc::EROFS));
         }
         let dn = self.disk_name(name)?;
+        let _g = conflicts::own_change(self);
         let id = DirId::child(&self.keys.dirid_key, &self.id, sys::bytes(name));
         let tmp = format!(
             "{TEMP_PREFIX}{:016x}",
@@ -608,6 +610,7 @@ impl Dir {
             }
             return Ok((self.open_file(name, true)?, false));
         }
+        let _g = conflicts::own_change(self);
         self.put_sidecar(&dn)?;
         let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
         match sys::openat(self.fd(), dn.entry().as_bytes(), flags, mode & 0o7777) {
@@ -632,6 +635,7 @@ impl Dir {
     /// Creates an empty sealed file under a hidden temporary name, for an
     /// atomic replace with `commit_temp`.
     pub fn create_temp_file(&self, mode: u32) -> Result<(SealedFile, String)> {
+        let _g = conflicts::own_change(self);
         let tmp = format!(
             "{TEMP_PREFIX}{:016x}",
             u64::from_le_bytes(crate::crypto::random_array()?)
@@ -650,6 +654,7 @@ impl Dir {
     /// Renames a temporary file from `create_temp_file` over `name`.
     pub fn commit_temp(&self, tmp: &str, name: &OsStr) -> Result<()> {
         let dn = self.disk_name(name)?;
+        let _g = conflicts::own_change(self);
         self.put_sidecar(&dn)?;
         sys::renameat2(
             self.fd(),
@@ -705,6 +710,7 @@ impl Dir {
         }
         let dn = self.disk_name(name)?;
         let enc = self.keys.store_target(target)?;
+        let _g = conflicts::own_change(self);
         self.put_sidecar(&dn)?;
         sys::symlinkat(&enc, self.fd(), dn.entry().as_bytes()).map_err(|e| {
             self.drop_sidecar(&dn);
@@ -739,6 +745,7 @@ impl Dir {
             libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => {}
             _ => return Err(Error::errno(libc::EINVAL)),
         }
+        let _g = conflicts::own_change(self);
         self.put_sidecar(&dn)?;
         sys::mknodat(self.fd(), dn.entry().as_bytes(), mode, rdev).map_err(|e| {
             self.drop_sidecar(&dn);
@@ -749,6 +756,7 @@ impl Dir {
     /// Makes `name` a new hard link to the inode `fd` refers to.
     pub fn link(&self, fd: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
         let dn = self.disk_name(name)?;
+        let _g = conflicts::own_change(self);
         self.put_sidecar(&dn)?;
         sys::link_fd(fd, self.fd(), dn.entry().as_bytes()).map_err(|e| {
             self.drop_sidecar(&dn);
@@ -759,7 +767,9 @@ impl Dir {
     /// Removes a non-directory entry.
     pub fn unlink(&self, name: &OsStr) -> Result<()> {
         let dn = self.find(name)?;
+        let mut g = conflicts::own_change(self);
         sys::unlinkat(self.fd(), dn.entry().as_bytes(), 0)?;
+        g.done();
         self.drop_sidecar(&dn);
         Ok(())
     }
@@ -768,6 +778,7 @@ impl Dir {
     /// else but its ID file).
     pub fn rmdir(&self, name: &OsStr) -> Result<()> {
         let dn = self.find(name)?;
+        let mut g = conflicts::own_change(self);
         let sub = sys::open_subdir(self.fd(), dn.entry().as_bytes())?;
         let entries = sys::read_dir(sub.as_fd())?;
         if entries.iter().any(|e| e.name != DIRID_FILE) {
@@ -785,6 +796,7 @@ impl Dir {
             }
             return Err(e.into());
         }
+        g.done();
         self.drop_sidecar(&dn);
         Ok(())
     }
@@ -826,10 +838,14 @@ impl Dir {
         Ok(Some((sub, id)))
     }
 
-    /// Renames `name` to `to/to_name`; `flags` as for renameat2.
-    pub fn rename(&self, name: &OsStr, to: &Dir, to_name: &OsStr, flags: u32) -> Result<()> {
+    /// Renames `name` to `to/to_name`; `flags` as for renameat2. Returns
+    /// the entry's on-disk name in `to` afterwards: replacing a conflict
+    /// copy shown as `to_name` leaves the entry under its own encrypted
+    /// name, not the copy's.
+    pub fn rename(&self, name: &OsStr, to: &Dir, to_name: &OsStr, flags: u32) -> Result<DiskName> {
         let a = self.find(name)?;
         let b = to.find(to_name)?;
+        let mut g = (conflicts::own_change(self), conflicts::own_change(to));
         // A directory replacing an empty directory: the target holds only its
         // ID file, which must go first for the vault rename to succeed.
         let mut restore = None;
@@ -850,9 +866,33 @@ impl Dir {
             to.drop_sidecar(&b);
             return Err(e.into());
         }
-        if flags & libc::RENAME_EXCHANGE == 0 {
-            self.drop_sidecar(&a);
+        g.0.done();
+        g.1.done();
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            return Ok(b);
         }
-        Ok(())
+        self.drop_sidecar(&a);
+        let DiskName::Raw(copy) = &b else {
+            return Ok(b);
+        };
+        // It replaced a copy: give it its own name (which does not exist,
+        // or `find` would have given it). A failure leaves it readable under
+        // the copy's name, shown as `to_name` still.
+        let own = to.disk_name(to_name)?;
+        to.put_sidecar(&own)?;
+        match sys::renameat2(
+            to.fd(),
+            copy.as_bytes(),
+            to.fd(),
+            own.entry().as_bytes(),
+            libc::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => Ok(own),
+            Err(e) => {
+                log::warn!("{}: could not take its own name: {e}", to.entry_label(copy));
+                to.drop_sidecar(&own);
+                Ok(b)
+            }
+        }
     }
 }
