@@ -3,7 +3,9 @@
 # filesystem, interleaved rounds, medians, ratios, and sealfs's peak RSS.
 #
 #   scripts/bench.sh [--rounds N] [--backing tmpfs|ext4] [--systems "sealfs gocryptfs securefs bindfs tmpfs"]
-#                    [--quick]
+#                    [--quick] [--baseline SEALFS_BINARY]
+# --baseline adds system "baseline": another sealfs build (e.g. the last
+# release) mounted the same way, so a change is measured A/B in one run.
 #
 # Workloads (as in issue 4): 1 GiB sequential write (dd bs=1M, fdatasync) and
 # cold read; untar of /usr/include; cold ls -lR; md5sum of every file (cold);
@@ -27,10 +29,12 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --backing) BACKING=$2; shift 2 ;;
     --systems) SYSTEMS=$2; shift 2 ;;
+    --baseline) BASE_BIN=$(realpath "$2"); shift 2 ;;
     --quick) ROUNDS=1; SEQ_MB=256; APPEND_MB=20; APPEND512_MB=4; FIO_SECS=4; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+if [ -n "${BASE_BIN:-}" ]; then SYSTEMS="$SYSTEMS baseline"; fi
 cargo build --release --quiet
 BIN=$PWD/target/release/sealfs
 

@@ -11,7 +11,9 @@
 //! them), and for at most `STALE_FOR` after it changed, so a busy directory
 //! is not listed again on every miss; a listing that meets a copy the index
 //! does not know rebuilds it at once. As in git's index, a build in the same
-//! clock tick as the directory's last change does not count as fresh.
+//! clock tick as the directory's last change is fresh only within that tick.
+//! The daemon's own changes move a current index on to the new stamp
+//! (`OwnChange`), so a busy directory is not listed again for each of them.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -28,6 +30,8 @@ use super::sys;
 
 /// How long an index of a changed directory may still answer lookups.
 pub(crate) const STALE_FOR: Duration = Duration::from_millis(500);
+/// How long an index built in its directory's last clock tick is trusted.
+const RACY: Duration = Duration::from_millis(50);
 /// Other directory IDs tried per directory (each costs a decryption per name).
 const MAX_ALTS: usize = 16;
 /// Directories whose index is kept; past it the cache starts over.
@@ -74,7 +78,9 @@ impl Index {
     /// Whether this index is current for a directory with stamp `st`.
     fn current(&self, st: Stamp) -> bool {
         let (stamp, racy) = *super::lock(&self.stamp);
-        stamp == st && !racy
+        // A racy index may have missed a change in its own clock tick: it
+        // counts as current only for that tick, then is rebuilt once.
+        stamp == st && (!racy || self.built.elapsed() < RACY)
     }
 
     /// Vault names of the copies shown here.
@@ -205,7 +211,7 @@ fn settled(sec: i64, nsec: i64) -> bool {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let t = Duration::new(sec.max(0) as u64, nsec.clamp(0, 999_999_999) as u32);
-    now > t + Duration::from_millis(50)
+    now > t + RACY
 }
 
 /// One entry that needs a shown name.
