@@ -360,3 +360,44 @@ fn removed_files_are_not_held_open() {
     }
     assert_eq!(left, 0, "the daemon still holds a removed file open");
 }
+
+/// A request that panics part-way through growing a file (a bug, simulated
+/// by a debug-build hook) must not leave the file's cached size and its
+/// chunks disagreeing: the next request finds the lock poisoned, undoes the
+/// growth from the vault, and the file reads and grows again.
+#[test]
+fn a_handler_panic_mid_growth_leaves_the_file_consistent() {
+    // The vault changes of this mount: the file's creation and first write
+    // and its fsync, then the truncate below, one per 1 MiB batch; the
+    // second batch of that truncate panics.
+    let at = std::env::var("SEALFS_PANIC_AT").unwrap_or_else(|_| "4".into());
+    let m = Mounted::new_under(&["env", &format!("SEALFS_TEST_PANIC_AT_WRITE={at}")], &[]);
+    let data = pattern(10_000, 3);
+    {
+        let f = fs::File::create(m.path("f")).unwrap();
+        f.write_all_at(&data, 0).unwrap();
+        f.sync_all().unwrap();
+    }
+    let f = OpenOptions::new().write(true).open(m.path("f")).unwrap();
+    let e = f
+        .set_len(8 << 20)
+        .expect_err("the hook panics inside this truncate");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    drop(f);
+    // Size and chunks agree: the old content, readable to its end.
+    assert_eq!(fs::read(m.path("f")).unwrap(), data);
+    assert!(
+        m.log().contains("panicked while changing this file"),
+        "{}",
+        m.log()
+    );
+    // And it grows again.
+    let f = OpenOptions::new().write(true).open(m.path("f")).unwrap();
+    f.set_len(8 << 20).unwrap();
+    f.write_all_at(b"end", (8 << 20) - 3).unwrap();
+    f.sync_all().unwrap();
+    let back = fs::read(m.path("f")).unwrap();
+    assert_eq!(back.len(), 8 << 20);
+    assert_eq!(&back[..10_000], &data[..]);
+    assert_eq!(&back[(8 << 20) - 3..], b"end");
+}

@@ -118,3 +118,192 @@ fn a_runtime_directory_owned_by_another_user_is_refused() {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(p(&m.mnt)), "left mounted");
 }
+
+/// Sets /dev/fuse to mode 0666 (what a desktop has; these machines have
+/// 0600) and puts the old mode back when dropped, even when a test fails.
+struct DevFuseOpen(u32);
+
+impl DevFuseOpen {
+    fn new() -> DevFuseOpen {
+        let old = std::fs::metadata("/dev/fuse")
+            .expect("/dev/fuse")
+            .permissions()
+            .mode()
+            & 0o7777;
+        std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(0o666)).unwrap();
+        DevFuseOpen(old)
+    }
+}
+
+impl Drop for DevFuseOpen {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(self.0));
+    }
+}
+
+/// Runs `args` as uid/gid `id` with a clean environment plus `env`.
+fn as_user(id: u32, env: &[String], args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={id}"),
+            &format!("--regid={id}"),
+            "--clear-groups",
+            "env",
+            "-i",
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+        ])
+        .args(env)
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+/// An ordinary user (nobody) mounts and unmounts their own vault through
+/// fusermount3. Before that, another local user (uid 4242) plants the
+/// user's runtime directory in a shared, sticky parent (as /tmp is): as a
+/// symlink to a directory of theirs, then as a directory of theirs holding
+/// symlinks; the mount refuses both and writes nothing through them.
+#[test]
+fn an_ordinary_user_mounts_through_fusermount3_and_trusts_no_plant() {
+    assert!(is_root(), "this test needs root (CI runs as root)");
+    const NOBODY: u32 = 65534;
+    const OTHER: u32 = 4242;
+    let _fuse = DevFuseOpen::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = t.join("sealfs");
+    std::fs::copy(BIN, &bin).unwrap();
+    let home = t.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    // A shared, sticky runtime parent (like /tmp), and the other user's loot.
+    let shared = t.join("run");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let loot = t.join("loot");
+    std::fs::create_dir(&loot).unwrap();
+    std::os::unix::fs::chown(&loot, Some(OTHER), Some(OTHER)).unwrap();
+    std::fs::set_permissions(&loot, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let env = vec![
+        format!("XDG_RUNTIME_DIR={}", shared.display()),
+        "HOME=/nonexistent".into(),
+    ];
+    let (vault, mnt, pw) = (home.join("vault"), home.join("mnt"), home.join("pw"));
+    let o = as_user(
+        NOBODY,
+        &env,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "umask 077; printf 'an ordinary users passphrase\\n' > {}; mkdir {}",
+                pw.display(),
+                mnt.display()
+            ),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sealfs = |args: &[&str]| {
+        let mut a = vec![p(&bin)];
+        a.extend_from_slice(args);
+        as_user(NOBODY, &env, &a)
+    };
+    let o = sealfs(&[
+        "init",
+        "--passfile",
+        p(&pw),
+        "--kdf-memory",
+        "64",
+        "--recovery-key-file",
+        p(&home.join("rk")),
+        p(&vault),
+    ]);
+    assert!(
+        o.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mount = || sealfs(&["mount", "--passfile", p(&pw), p(&vault), p(&mnt)]);
+    let run = shared.join("sealfs");
+    let mounted = || {
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap()
+            .contains(p(&mnt))
+    };
+    // Plant 1: the runtime directory is the other user's symlink.
+    let o = as_user(OTHER, &env, &["ln", "-s", p(&loot), p(&run)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = mount();
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success() && !mounted(),
+        "mounted through a planted symlink: {e}"
+    );
+    assert!(e.contains("symlink"), "{e}");
+    assert_eq!(
+        std::fs::read_dir(&loot).unwrap().count(),
+        0,
+        "wrote through the symlink"
+    );
+    // Plant 2: a directory of the other user's, holding symlinks.
+    let o = as_user(
+        OTHER,
+        &env,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "rm {r} && mkdir -m 777 {r} && for n in a.pid b.lock; do ln -s {l}/$n {r}/$n; done",
+                r = run.display(),
+                l = loot.display()
+            ),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = mount();
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success() && !mounted(),
+        "mounted with another user's runtime directory: {e}"
+    );
+    assert!(e.contains(&format!("owned by uid {OTHER}")), "{e}");
+    assert_eq!(
+        std::fs::read_dir(&loot).unwrap().count(),
+        0,
+        "wrote through a planted link"
+    );
+    // The plants gone, the ordinary user's mount works, through fusermount3.
+    std::fs::remove_dir_all(&run).unwrap();
+    let o = mount();
+    assert!(
+        o.status.success(),
+        "ordinary user's mount: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(mounted());
+    let o = as_user(
+        NOBODY,
+        &env,
+        &[
+            "sh",
+            "-c",
+            &format!("echo hello > {m}/f && cat {m}/f", m = mnt.display()),
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let umount = sealfs(&["umount", p(&mnt)]);
+    if !umount.status.success() {
+        let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+    }
+    assert_eq!(out, "hello\n", "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        umount.status.success(),
+        "umount: {}",
+        String::from_utf8_lossy(&umount.stderr)
+    );
+    assert!(!mounted());
+    let md = std::fs::symlink_metadata(&run).unwrap();
+    assert!(md.is_dir() && md.uid() == NOBODY && md.mode() & 0o777 == 0o700);
+    assert_eq!(std::fs::read_dir(&loot).unwrap().count(), 0);
+}

@@ -222,6 +222,8 @@ fn half_synced_entries_fail_alone() {
     put(&m.path("big.bin"), &pattern(20_000, 3));
     put(&m.path("small.txt"), b"fine");
     put(&m.path("header-only.txt"), b"was not empty");
+    put(&m.path("cut-to-empty.txt"), b"was not empty either");
+    put(&m.path("empty.txt"), b"");
     put(&m.path(&long), b"long");
     for d in ["dir", "no-id"] {
         std::fs::create_dir(m.path(d)).unwrap();
@@ -239,20 +241,32 @@ fn half_synced_entries_fail_alone() {
     };
     cut("big.bin", HEADER_LEN + sealed + 1000);
     cut("header-only.txt", HEADER_LEN);
+    // The length of an empty file: header and one empty final chunk.
+    cut("cut-to-empty.txt", HEADER_LEN + 28);
     std::fs::remove_file(m.vault.join(raw(&v, "no-id")).join(".sealfs.dir")).unwrap();
     let lr = raw(&v, &long);
     std::fs::remove_file(m.vault.join(format!("{lr}.name"))).unwrap();
     m.mount(&[]);
     assert_eq!(
         ls(&m.mnt),
-        ["big.bin", "dir", "header-only.txt", "no-id", "small.txt"]
+        [
+            "big.bin",
+            "cut-to-empty.txt",
+            "dir",
+            "empty.txt",
+            "header-only.txt",
+            "no-id",
+            "small.txt"
+        ]
     );
+    assert_eq!(std::fs::read(m.path("empty.txt")).unwrap(), b"");
     let eio = |p: PathBuf| {
         let e = std::fs::read(&p).expect_err(&format!("{p:?} read"));
         assert_eq!(e.raw_os_error(), Some(libc::EIO), "{p:?}: {e}");
     };
     eio(m.path("big.bin"));
     eio(m.path("header-only.txt"));
+    eio(m.path("cut-to-empty.txt"));
     let e = std::fs::read_dir(m.path("no-id"))
         .and_then(|mut d| d.next().transpose())
         .expect_err("no-id listing");

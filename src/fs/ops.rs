@@ -394,7 +394,20 @@ impl SealFs {
         let size = match node.kind {
             Kind::File => match self.cache.peek_file(node.ino, node.generation) {
                 Some(f) => lock_read(&f).size(),
-                None => self.keys.geometry.shown_size(st.st_size as u64),
+                None => SealedFile::shown_size(
+                    &self.keys,
+                    st.st_size as u64,
+                    || {
+                        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+                        Ok(match at {
+                            Some((dir, entry)) => {
+                                sys::openat(dir.fd(), entry.as_bytes(), flags, 0)?
+                            }
+                            None => sys::reopen(self.path_fd(node)?.as_fd(), flags)?,
+                        })
+                    },
+                    || node.label(),
+                ),
             },
             Kind::Symlink => match node.symlink_len.load(Ordering::Relaxed) {
                 n if n != u64::MAX => n,
@@ -964,10 +977,25 @@ impl SealFs {
     }
 }
 
+/// A file's lock for reading; a lock a panicking request left poisoned is
+/// first taken for writing, which recovers the file (see `lock_write`).
 pub fn lock_read(f: &OpenFile) -> std::sync::RwLockReadGuard<'_, Box<SealedFile>> {
+    if f.is_poisoned() {
+        drop(lock_write(f));
+    }
     f.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A file's lock for writing. If a request panicked while holding it, the
+/// size change it was making is finished or undone before anyone goes on.
 pub fn lock_write(f: &OpenFile) -> std::sync::RwLockWriteGuard<'_, Box<SealedFile>> {
-    f.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    match f.write() {
+        Ok(g) => g,
+        Err(poisoned) => {
+            let mut g = poisoned.into_inner();
+            g.recover_after_panic();
+            f.clear_poison();
+            g
+        }
+    }
 }

@@ -46,6 +46,9 @@ pub struct SealedFile {
     max_size: Option<u64>,
     /// Ciphertext path (or inode) for error messages; never plaintext.
     label: String,
+    /// A size change under way (old, new): set while one runs, so a request
+    /// that panicked part-way can be undone (`recover_after_panic`).
+    changing: Option<(u64, u64)>,
 }
 
 /// Why a header does not open when its config has not synced (yet).
@@ -64,6 +67,7 @@ impl SealedFile {
             size: 0,
             max_size: None,
             label,
+            changing: None,
         };
         let mut buf = header.encode().to_vec();
         f.seal_chunk_into(&mut buf, 0, &[], true)?;
@@ -115,6 +119,31 @@ impl SealedFile {
         Ok(f)
     }
 
+    /// The size a mount shows for a vault file of `sealed` bytes that is not
+    /// open (see `Geometry::shown_size`). A file of an empty file's length is
+    /// opened (`open`) and its one chunk authenticated first: one cut to that
+    /// length would otherwise show as a valid empty file, and no read would
+    /// ever check it. One that fails shows one byte, so a reader gets EIO.
+    pub fn shown_size(
+        keys: &VaultKeys,
+        sealed: u64,
+        open: impl FnOnce() -> Result<OwnedFd>,
+        label: impl FnOnce() -> String,
+    ) -> u64 {
+        let n = keys.geometry.shown_size(sealed);
+        if n != 0 {
+            return n;
+        }
+        let label = label();
+        match open().and_then(|fd| Self::open(fd, keys, label.clone())) {
+            Ok(_) => 0,
+            Err(e) => {
+                super::warn_once(&label, &format!("not readable: {e}"));
+                1
+            }
+        }
+    }
+
     /// Opens a vault file for checking: the header must open, nothing else
     /// is assumed (see `check_chunk`). Returns the file and its length.
     pub(crate) fn open_for_check(
@@ -148,6 +177,7 @@ impl SealedFile {
             size,
             max_size: None,
             label,
+            changing: None,
         }
     }
 
@@ -403,9 +433,37 @@ impl SealedFile {
             self.read_chunk(k, self.size)?
         };
         plain.truncate((size - k * self.geo.chunk_size) as usize);
+        self.changing = Some((self.size, size));
         self.write_final_chunk(k, &plain)?;
         self.size = size;
+        self.changing = None;
         Ok(())
+    }
+
+    /// After a request panicked while it held this file (its lock is
+    /// poisoned): finishes or undoes the size change it was making, so the
+    /// size and the final chunk agree again, and logs it with the vault path.
+    pub fn recover_after_panic(&mut self) {
+        log::error!(
+            "{}: a request panicked while changing this file; its state is reloaded from the vault",
+            self.label
+        );
+        match self.changing.take() {
+            Some((old, new)) if new > old => self.restore_after_failed_growth(old, new),
+            Some((old, new)) => {
+                // A cut: done if the new final chunk is in place, else untouched.
+                let k = self.geo.last_chunk(new);
+                if self.read_chunk(k, new).is_ok() {
+                    let _ = sys::ftruncate(self.file.as_fd(), self.geo.sealed_len(new));
+                    self.size = new;
+                } else {
+                    self.size = old;
+                }
+            }
+            None => {
+                let _ = self.refresh_size();
+            }
+        }
     }
 
     /// Makes chunk `k` (holding `plain`) the file's final chunk: sealed with
@@ -437,6 +495,7 @@ impl SealedFile {
         let c = self.geo.chunk_size;
         let old = self.size;
         let new = old.max(end);
+        self.changing = (new > old).then_some((old, new));
         if new > old {
             let max = *self
                 .max_size
@@ -505,6 +564,7 @@ impl SealedFile {
                 self.restore_after_failed_growth(old, new);
                 return Err(e);
             }
+            sys::crash_point();
             if let Err(e) = self.file.write_all_at(&out, self.geo.chunk_offset(b0)) {
                 self.restore_after_failed_growth(old, new);
                 return Err(e.into());
@@ -512,6 +572,7 @@ impl SealedFile {
             b0 = b1 + 1;
         }
         self.size = new;
+        self.changing = None;
         Ok(())
     }
 
@@ -519,6 +580,7 @@ impl SealedFile {
     /// file back to its old length with its old final chunk marked last, so
     /// the failure does not leave a tail that can never be read or appended.
     fn restore_after_failed_growth(&mut self, old: u64, new: u64) {
+        self.changing = None;
         if new <= old {
             let _ = self.refresh_size();
             return;

@@ -163,7 +163,9 @@ pub fn statx(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(libc::stat, u64)> 
 /// Test hook for crash tests (debug builds only): with
 /// `SEALFS_TEST_ABORT_AFTER_WRITES=N` in the environment, the process aborts
 /// instead of making its (N+1)th change to the vault, like a crash between
-/// two writes. Release builds compile this to nothing.
+/// two writes; with `SEALFS_TEST_PANIC_AT_WRITE=N` the Nth change panics
+/// instead (once), like a bug in a handler. Release builds compile this to
+/// nothing.
 pub fn crash_point() {
     #[cfg(debug_assertions)]
     {
@@ -179,6 +181,19 @@ pub fn crash_point() {
         if let Some(n) = *limit {
             if DONE.fetch_add(1, Ordering::SeqCst) >= n {
                 std::process::abort();
+            }
+        }
+        // `SEALFS_TEST_PANIC_AT_WRITE=N`: the Nth change panics, once.
+        static PANIC_AT: OnceLock<Option<u64>> = OnceLock::new();
+        static SEEN: AtomicU64 = AtomicU64::new(0);
+        let at = PANIC_AT.get_or_init(|| {
+            std::env::var("SEALFS_TEST_PANIC_AT_WRITE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        if let Some(n) = *at {
+            if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == n {
+                panic!("test hook: SEALFS_TEST_PANIC_AT_WRITE={n}");
             }
         }
     }
