@@ -96,7 +96,12 @@ fn secret_service_from_gnome_keyring() {
     let (_tmp, v, pw) = vault();
     common::secret(format!("{pw}.wrong"), "not it\n");
     let inner = format!(
-        "printf unlock-pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1\n{}",
+        "printf unlock-pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1\n\
+         # Wait (bounded) until the daemon owns the Secret Service name: a\n\
+         # request before that starts a second daemon through D-Bus activation.\n\
+         for i in $(seq 200); do dbus-send --session --print-reply --dest=org.freedesktop.DBus \
+           /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets \
+           2>/dev/null | grep -q 'boolean true' && break; sleep 0.05; done\n{}",
         script(&v, &pw)
     );
     // A home of its own, so gnome-keyring makes a fresh login keyring

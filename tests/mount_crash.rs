@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::mount::{Mounted, p, sealfs};
-use common::pattern;
+use common::{Rng, pattern};
 
 const C: usize = 4096;
 const FILES: usize = 6;
@@ -35,16 +35,6 @@ fn content(i: usize, g: u64) -> Vec<u8> {
 struct State {
     done: [u64; FILES],
     inflight: [Option<u64>; FILES],
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// Writes generation `g` of file `i`: in place (chunks in a scattered
@@ -130,6 +120,15 @@ fn verify(m: &Mounted, st: &State) -> BTreeSet<usize> {
                         }
                         Err(e) => {
                             assert_eq!(e.raw_os_error(), Some(libc::EIO), "f{i} chunk {k}: {e}");
+                            eprintln!(
+                                "f{i} chunk {k} of {len} bytes: EIO; daemon log: {}",
+                                m.log()
+                                    .lines()
+                                    .rev()
+                                    .take(3)
+                                    .collect::<Vec<_>>()
+                                    .join(" | ")
+                            );
                             torn.insert(i);
                         }
                     }
@@ -166,6 +165,7 @@ fn killed_during_writes_the_vault_mounts_and_only_files_in_flight_differ() {
         let shared = Arc::new(Mutex::new(st.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let writes = Arc::new(AtomicU64::new(0));
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(2));
         std::thread::scope(|s| {
             // Stops the writers even if this thread panics (the scope would
             // otherwise wait for them forever).
@@ -177,11 +177,19 @@ fn killed_during_writes_the_vault_mounts_and_only_files_in_flight_differ() {
             }
             let _stop = Stop(stop.clone());
             for w in 0..2u64 {
+                let live = live.clone();
                 let (shared, stop, writes) = (shared.clone(), stop.clone(), writes.clone());
                 let m = &m;
                 let mut rng =
                     Rng(seed ^ (round * 7 + w + 1u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
                 s.spawn(move || {
+                    struct Gone(Arc<std::sync::atomic::AtomicUsize>);
+                    impl Drop for Gone {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
+                    let _gone = Gone(live);
                     while !stop.load(Ordering::Relaxed) {
                         // Writer w owns the files i with i % 2 == w.
                         let i = (rng.next() as usize % (FILES / 2)) * 2 + w as usize;
@@ -204,16 +212,26 @@ fn killed_during_writes_the_vault_mounts_and_only_files_in_flight_differ() {
             // Kill at a point that varies: after some writes have landed.
             let want = 20 + rng.next() % 60;
             while writes.load(Ordering::Relaxed) < want {
+                assert!(
+                    live.load(Ordering::Relaxed) > 0,
+                    "both writers failed before the kill"
+                );
                 std::thread::sleep(Duration::from_millis(2));
             }
-            let pid = m.daemon_pid();
-            assert!(
-                Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            // Every process serving this mount, and wait until they are gone:
+            // nothing may reach the vault after this point.
+            let pattern = format!("sealfs mount.*{}", p(&m.mnt));
+            let pkill = Command::new("pkill").args(["-9", "-f", &pattern]).status();
+            assert!(pkill.unwrap().success(), "no daemon to kill");
+            while Command::new("pgrep")
+                .args(["-f", &pattern])
+                .output()
+                .unwrap()
+                .status
+                .success()
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             stop.store(true, Ordering::Relaxed);
         });
         writes_total += writes.load(Ordering::Relaxed);
@@ -228,13 +246,25 @@ fn killed_during_writes_the_vault_mounts_and_only_files_in_flight_differ() {
         let o = sealfs(&["fsck", "--passfile", p(&m.passfile), p(&m.vault)]);
         let out =
             String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        // fsck names exactly files that were in flight (a file or the
+        // temporary of an atomic save), and every torn one among them.
+        let flying: Vec<usize> = (0..FILES).filter(|&i| st.inflight[i].is_some()).collect();
+        let damaged: Vec<&str> = out.lines().filter(|l| l.contains("DAMAGE")).collect();
+        for l in &damaged {
+            assert!(
+                flying.iter().any(|i| {
+                    l.contains(&format!("(/f{i})")) || l.contains(&format!("(/.f{i}.tmp)"))
+                }),
+                "fsck names a file that was not in flight: {l}"
+            );
+        }
         for i in &torn {
             assert!(
-                out.contains(&format!("f{i}")),
+                damaged.iter().any(|l| l.contains(&format!("(/f{i})"))),
                 "fsck does not name f{i}: {out}"
             );
         }
-        if torn.is_empty() {
+        if flying.is_empty() {
             assert!(o.status.success(), "fsck: {out}");
         }
         eprintln!(
@@ -250,6 +280,9 @@ fn killed_during_writes_the_vault_mounts_and_only_files_in_flight_differ() {
         // Start the next round from a known state.
         m.mount(&[]);
         for i in 0..FILES {
+            // What a user does after a crash: the interrupted atomic save's
+            // temporary (possibly damaged) goes; so does a damaged file.
+            let _ = std::fs::remove_file(m.path(&format!(".f{i}.tmp")));
             if st.inflight[i].take().is_some() || torn.contains(&i) {
                 let g = st.done[i] + 100;
                 let _ = std::fs::remove_file(m.path(&format!("f{i}")));

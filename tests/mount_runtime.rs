@@ -63,12 +63,11 @@ fn a_planted_pid_symlink_and_a_loose_directory_are_not_trusted() {
         "the pid file is still a symlink"
     );
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    let pid: i32 = std::fs::read_to_string(&pidf)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(pid, m.daemon_pid());
+    let record = std::fs::read_to_string(&pidf).unwrap();
+    assert!(
+        record.starts_with(&format!("pid={}\n", m.daemon_pid())),
+        "{record}"
+    );
     // umount (with the same runtime directory) waits for that daemon.
     let o = Command::new("env")
         .arg(&env)
@@ -306,4 +305,35 @@ fn an_ordinary_user_mounts_through_fusermount3_and_trusts_no_plant() {
     let md = std::fs::symlink_metadata(&run).unwrap();
     assert!(md.is_dir() && md.uid() == NOBODY && md.mode() & 0o777 == 0o700);
     assert_eq!(std::fs::read_dir(&loot).unwrap().count(), 0);
+}
+
+#[test]
+fn status_shows_each_mount_with_its_vault_pid_mode_and_uptime() {
+    let mut m = Mounted::new(&["--read-only"]);
+    let status = |args: &[&str]| {
+        let mut a = vec!["status"];
+        a.extend_from_slice(args);
+        common::mount::sealfs(&a)
+    };
+    let o = status(&[p(&m.mnt)]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mnt = std::fs::canonicalize(&m.mnt).unwrap();
+    let vault = std::fs::canonicalize(&m.vault).unwrap();
+    assert!(out.starts_with(&format!("{}\n", mnt.display())), "{out}");
+    assert!(
+        out.contains(&format!("vault:  {} (id ", vault.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("pid {}, read-only, up ", m.daemon_pid())),
+        "{out}"
+    );
+    // Listing every mount of this user shows it too.
+    let all = String::from_utf8_lossy(&status(&[]).stdout).into_owned();
+    assert!(all.contains(&format!("{}\n", mnt.display())), "{all}");
+    m.umount();
+    let o = status(&[p(&m.mnt)]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a sealfs mount"));
 }

@@ -14,23 +14,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::mount::Mounted;
-use common::pattern;
+use common::{Rng, pattern};
 
 const DIRS: usize = 4;
 const THREADS: usize = 6;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One thread's view: its names (dir, name) -> inode, and inode contents.
 #[derive(Default)]

@@ -7,6 +7,7 @@ mod mount;
 mod offline;
 mod password;
 mod setup;
+mod status;
 
 use std::path::PathBuf;
 
@@ -165,6 +166,11 @@ pub enum Command {
     },
     /// Unmount and wait until all data is on disk
     Umount { mountpoint: PathBuf },
+    /// Show this user's mounted vaults: where, which vault, daemon pid, mode, uptime
+    Status {
+        /// Only this mount (exit status 1 if it is not a sealfs mount)
+        mountpoint: Option<PathBuf>,
+    },
     /// Change a password (the slot the old password opens, or --slot)
     Passwd {
         #[command(flatten)]
@@ -293,6 +299,7 @@ pub fn run(cli: Cli) -> i32 {
             mount::mount(&a, log_file.as_deref())
         }
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
+        Command::Status { mountpoint } => status::status(mountpoint.as_deref()),
         Command::Passwd {
             pass,
             new,

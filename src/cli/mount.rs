@@ -275,9 +275,17 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     let pidf = pid_file(mnt);
     // Where `umount` learns whom to wait for; a failure here stops the mount
     // (an unmount that cannot wait for the flush would lose data silently).
-    if let Err(e) =
-        crate::vault::runtime::write_file(&runtime, &pidf, &format!("{}\n", std::process::id()))
-    {
+    let record = super::status::Record {
+        pid: std::process::id() as i32,
+        vault: std::fs::canonicalize(vault.path()).unwrap_or_else(|_| vault.path().to_path_buf()),
+        mountpoint: mnt.to_path_buf(),
+        vault_id: Vault::info(vault.path())
+            .map(|i| i.vault_id.iter().map(|b| format!("{b:02x}")).collect())
+            .unwrap_or_default(),
+        read_only: a.read_only,
+        started: super::status::now(),
+    };
+    if let Err(e) = crate::vault::runtime::write_file(&runtime, &pidf, &record.to_text()) {
         let err = Error::Config(format!("cannot record the mount daemon: {e}"));
         if let Some(r) = ready {
             let mut f = std::fs::File::from(r);
@@ -438,7 +446,8 @@ pub fn umount(mnt: &Path) -> Result<()> {
     let pid: Option<i32> = crate::vault::runtime::open_dir()
         .ok()
         .and_then(|d| crate::vault::runtime::read_file(&d, &pid_file(&canon)))
-        .and_then(|s| s.trim().parse().ok());
+        .and_then(|s| super::status::Record::parse(&s))
+        .map(|r| r.pid);
     // SAFETY: pidfd_open syscall with a pid and no flags; returns a new fd or -1.
     let pidfd = pid
         .map(|p| unsafe { libc::syscall(libc::SYS_pidfd_open, p, 0) } as i32)

@@ -102,3 +102,20 @@ pub fn secret(path: impl AsRef<Path>, text: impl AsRef<[u8]>) {
         .expect("write a secret file");
     f.write_all(text.as_ref()).unwrap();
 }
+
+/// A small xorshift generator: reproducible from a printed seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
