@@ -485,14 +485,7 @@ fn every_tools_copies_and_a_directory_id_conflict_read_through_the_mount() {
     let mut want: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
     for k in kinds {
         let r = raw(&v, k);
-        for marker in [
-            " (Alice's conflicted copy 2026-11-30)",
-            ".sync-conflict-20261130-101500-ABCDEFG",
-            " (conflicted copy 2026-11-30 101500)",
-            "_conflict-20261130-101500",
-            "-LAPTOP",
-            " (1)",
-        ] {
+        for &(_, marker, _) in sealfs::format::conflict::EXAMPLES {
             let copy = format!("{r}{marker}");
             let s = std::process::Command::new("cp")
                 .args(["-a", "--no-target-directory"])

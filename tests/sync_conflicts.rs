@@ -13,24 +13,12 @@ use common::*;
 use sealfs::format::conflict::{label, shown_name, tag};
 use sealfs::vault::{Dir, Kind};
 
-/// Every tool's marker (see sealfs-format(5)) and the label it is shown with.
-const MARKERS: &[(&str, &str)] = &[
-    (
-        " (Alice's conflicted copy 2026-11-30)",
-        "Alice's conflicted copy 2026-11-30",
-    ),
-    (
-        ".sync-conflict-20261130-101500-ABCDEFG",
-        "sync-conflict 20261130-101500 ABCDEFG",
-    ),
-    (
-        " (conflicted copy 2026-11-30 101500)",
-        "conflicted copy 2026-11-30 101500",
-    ),
-    ("_conflict-20261130-101500", "conflict 20261130-101500"),
-    ("-LAPTOP", "conflicted copy LAPTOP"),
-    (" (1)", "conflicted copy 1"),
-];
+/// Every tool's marker and the label it is shown with.
+fn markers() -> impl Iterator<Item = (&'static str, &'static str)> {
+    sealfs::format::conflict::EXAMPLES
+        .iter()
+        .map(|&(_, marker, label)| (marker, label))
+}
 
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
@@ -105,7 +93,7 @@ fn every_tools_copy_of_every_entry_kind_is_shown_and_readable() {
     let mut want = names(&root);
     for k in kinds {
         let raw = raw_of(&root, k);
-        for (marker, label) in MARKERS {
+        for (marker, label) in markers() {
             let copy = format!("{raw}{marker}");
             copy_entry(&saved.path().join(&raw), &path.join(&copy));
             want.insert(expected(k, &copy, label));
@@ -114,7 +102,7 @@ fn every_tools_copy_of_every_entry_kind_is_shown_and_readable() {
     let vault = reopen(&path);
     let root = vault.root().unwrap();
     assert_eq!(names(&root), want);
-    for (marker, label) in MARKERS {
+    for (marker, label) in markers() {
         let shown = |k: &str| expected(k, &format!("{}{marker}", raw_of(&root, k)), label);
         assert_eq!(read(&root, &shown("notes.txt")), b"old notes", "{marker}");
         assert_eq!(read(&root, &shown(&long)), b"old long", "{marker}");

@@ -31,6 +31,32 @@ use super::base64url::is_alphabet;
 use super::dirid::DIRID_FILE;
 use super::names::{LONG_PREFIX, MAX_PLAIN_NAME, SIDECAR_SUFFIX};
 
+/// One example marker of each tool above, and the label it is shown with.
+pub const EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "Dropbox",
+        " (Alice's conflicted copy 2026-11-30)",
+        "Alice's conflicted copy 2026-11-30",
+    ),
+    (
+        "Syncthing",
+        ".sync-conflict-20261130-101500-ABCDEFG",
+        "sync-conflict 20261130-101500 ABCDEFG",
+    ),
+    (
+        "Nextcloud",
+        " (conflicted copy 2026-11-30 101500)",
+        "conflicted copy 2026-11-30 101500",
+    ),
+    (
+        "ownCloud",
+        "_conflict-20261130-101500",
+        "conflict 20261130-101500",
+    ),
+    ("OneDrive", "-LAPTOP", "conflicted copy LAPTOP"),
+    ("Google Drive", " (1)", "conflicted copy 1"),
+];
+
 /// What the encrypted part of a split names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BaseKind {
@@ -213,14 +239,8 @@ mod tests {
 
     #[test]
     fn every_tool_marker_splits_off() {
-        for marker in [
-            " (Alice's conflicted copy 2026-11-30)",
-            ".sync-conflict-20261130-101500-ABCDEFG",
-            " (conflicted copy 2026-11-30 101500)",
-            "_conflict-20261130-101500",
-            "-LAPTOP",
-            " (1)",
-        ] {
+        for &(_, marker, shown) in EXAMPLES {
+            assert_eq!(label(marker), shown);
             let raw = format!("{E43}{marker}");
             let s = splits(&raw);
             assert!(s.contains(&Split {
