@@ -7,10 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 ensure_fuse
-apt_install sqlite3 git util-linux attr keyutils gnome-keyring dbus-x11 libsecret-tools
+apt_install sqlite3 git util-linux attr keyutils gnome-keyring dbus-x11 libsecret-tools \
+  man-db zsh fish rsyslog systemd
 export PATH="$HOME/.cargo/bin:$PATH"
 
-leftovers() { grep -E ' fuse\.sealfs ' /proc/mounts | awk '{print $2}' | grep -E '/(sealfs-test-|sealfs-conformance-)' || true; }
+# Any mount under a test's directory: FUSE mounts (type fuse.sealfs, root's
+# and users' alike) and the tmpfs and bind mounts some tests make.
+tmp="${TMPDIR:-/tmp}"
+leftovers() { awk '{print $2}' /proc/mounts | grep -E "^$tmp/(sealfs-test-|sealfs-conformance-|\.tmp[A-Za-z0-9]{6}/)" || true; }
 check_leftovers() {
   local left
   left=$(leftovers)

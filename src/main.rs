@@ -24,7 +24,12 @@ fn main() {
         );
         std::process::exit(1);
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    sealfs::cli::logging::init();
+    // Called as `mount.fuse.sealfs` (by mount(8), fstab, systemd): the mount helper.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if sealfs::cli::mount_helper::is_helper(&args) {
+        std::process::exit(sealfs::cli::mount_helper::run(&args));
+    }
     let cli = sealfs::cli::Cli::parse();
     std::process::exit(sealfs::cli::run(cli));
 }

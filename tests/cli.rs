@@ -343,3 +343,43 @@ fn init_refuses_non_empty_dirs_existing_vaults_and_weak_kdf() {
         .success()
     );
 }
+
+/// `put` of a large file draws a progress bar on a terminal (here a pty
+/// made by script(1)) and writes nothing to a pipe.
+#[test]
+fn put_shows_progress_on_a_terminal_only() {
+    let e = setup();
+    let big = e.tmp.path().join("big");
+    std::fs::write(&big, common::pattern(64 << 20, 5)).unwrap();
+    let put = |name: &str| {
+        format!(
+            "{} put --passfile {} {} {name} < {}",
+            common::cli::BIN,
+            s(&e.passfile),
+            s(&e.vault),
+            s(&big)
+        )
+    };
+    let o = std::process::Command::new("script")
+        .args(["-qec", &put("on-a-tty"), "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(tty.contains("put ") && tty.contains("64.00 MiB"), "{tty}");
+    let o = std::process::Command::new("sh")
+        .args(["-c", &put("on-a-pipe")])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        &["cat", "--passfile", s(&e.passfile), s(&e.vault), "on-a-tty"],
+        b"",
+    );
+    assert_eq!(o.stdout.len(), 64 << 20);
+}

@@ -60,3 +60,66 @@ fn man_pages_match_the_command_line() {
         }
     }
 }
+
+/// Every long and short option of `cmd` as a user types it.
+fn flags(cmd: &clap::Command) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in cmd.get_arguments() {
+        if a.is_hide_set() {
+            continue;
+        }
+        if let Some(l) = a.get_long() {
+            out.push(format!("--{l}"));
+        }
+        if let Some(s) = a.get_short() {
+            out.push(format!("-{s}"));
+        }
+    }
+    out
+}
+
+/// `man -l` renders each page without a warning, and the rendered text
+/// holds every subcommand and every option clap knows.
+#[test]
+fn man_renders_every_command_and_option() {
+    fn check(cmd: &clap::Command, name: &str) {
+        let page = man_dir().join(format!("{name}.1"));
+        assert!(page.exists(), "{} is missing", page.display());
+        let o = std::process::Command::new("man")
+            .args(["--warnings", "-P", "cat", "-l"])
+            .arg(&page)
+            .env("MANWIDTH", "200")
+            .output()
+            .expect("man (apt install man-db)");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.is_empty(), "{name}: {err}");
+        // man hyphenates and may use Unicode hyphens; compare plain ASCII.
+        let text = String::from_utf8_lossy(&o.stdout).replace('\u{2010}', "-");
+        for f in flags(cmd) {
+            assert!(text.contains(&f), "{name}(1) does not show {f}");
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            assert!(
+                text.contains(sub.get_name()),
+                "{name}(1) does not show the subcommand {}",
+                sub.get_name()
+            );
+            check(sub, &format!("{name}-{}", sub.get_name()));
+        }
+    }
+    check(&sealfs::cli::Cli::command(), "sealfs");
+    let o = std::process::Command::new("man")
+        .args(["--warnings", "-P", "cat", "-l"])
+        .arg(man_dir().join("sealfs-format.5"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.is_empty(),
+        "sealfs-format(5): {err}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".dropbox.cache"));
+}

@@ -118,25 +118,69 @@ fn a_runtime_directory_owned_by_another_user_is_refused() {
     assert!(!mounts.contains(p(&m.mnt)), "left mounted");
 }
 
+/// Tests that change /dev/fuse's mode or /etc/fuse.conf run one at a time.
+static SYSTEM_WIDE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Sets /dev/fuse to mode 0666 (what a desktop has; these machines have
 /// 0600) and puts the old mode back when dropped, even when a test fails.
-struct DevFuseOpen(u32);
+/// Holds the lock of the system-wide settings while it lives.
+struct DevFuseOpen(u32, #[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
 
 impl DevFuseOpen {
     fn new() -> DevFuseOpen {
+        let guard = SYSTEM_WIDE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = std::fs::metadata("/dev/fuse")
             .expect("/dev/fuse")
             .permissions()
             .mode()
             & 0o7777;
-        std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(0o666)).unwrap();
-        DevFuseOpen(old)
+        let d = DevFuseOpen(old, guard);
+        d.set(0o666);
+        d
+    }
+
+    fn set(&self, mode: u32) {
+        std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(mode)).unwrap();
     }
 }
 
 impl Drop for DevFuseOpen {
     fn drop(&mut self) {
         let _ = std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(self.0));
+    }
+}
+
+/// /etc/fuse.conf with or without `user_allow_other`; the old file (or its
+/// absence) comes back when dropped.
+struct FuseConf(Option<Vec<u8>>);
+
+impl FuseConf {
+    fn new() -> FuseConf {
+        FuseConf(std::fs::read("/etc/fuse.conf").ok())
+    }
+
+    fn allow_other(&self, on: bool) {
+        let old = String::from_utf8_lossy(self.0.as_deref().unwrap_or_default()).into_owned();
+        let mut text: String = old
+            .lines()
+            .filter(|l| l.trim() != "user_allow_other")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if on {
+            text.push_str("user_allow_other\n");
+        }
+        std::fs::write("/etc/fuse.conf", text).unwrap();
+    }
+}
+
+impl Drop for FuseConf {
+    fn drop(&mut self) {
+        let _ = match &self.0 {
+            Some(old) => std::fs::write("/etc/fuse.conf", old),
+            None => std::fs::remove_file("/etc/fuse.conf"),
+        };
     }
 }
 
@@ -336,4 +380,268 @@ fn status_shows_each_mount_with_its_vault_pid_mode_and_uptime() {
     let o = status(&[p(&m.mnt)]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not a sealfs mount"));
+}
+
+/// An ordinary user's mount: each missing piece (access to /dev/fuse,
+/// fusermount3, `user_allow_other`) is named with its fix; with
+/// `user_allow_other` in /etc/fuse.conf, `--allow-other` lets root and
+/// another user in, which without it the kernel refuses.
+#[test]
+fn an_ordinary_users_allow_other_and_what_to_fix() {
+    assert!(is_root(), "this test needs root (CI runs as root)");
+    const NOBODY: u32 = 65534;
+    const OTHER: u32 = 4242;
+    let fuse = DevFuseOpen::new();
+    let conf = FuseConf::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = t.join("sealfs");
+    std::fs::copy(BIN, &bin).unwrap();
+    let home = t.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let env = vec![
+        format!("XDG_RUNTIME_DIR={}", home.display()),
+        "HOME=/nonexistent".into(),
+    ];
+    let (vault, mnt, pw) = (home.join("vault"), home.join("mnt"), home.join("pw"));
+    let o = as_user(
+        NOBODY,
+        &env,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "umask 022; printf 'an ordinary users passphrase\\n' > {pw}; chmod 600 {pw}; mkdir {mnt}",
+                pw = pw.display(),
+                mnt = mnt.display()
+            ),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sealfs_with = |env: &[String], args: &[&str]| {
+        let mut a = vec![p(&bin)];
+        a.extend_from_slice(args);
+        as_user(NOBODY, env, &a)
+    };
+    let sealfs = |args: &[&str]| sealfs_with(&env, args);
+    let o = sealfs(&[
+        "init",
+        "--passfile",
+        p(&pw),
+        "--kdf-memory",
+        "64",
+        "--recovery-key-file",
+        p(&home.join("rk")),
+        p(&vault),
+    ]);
+    assert!(
+        o.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mounted = || common::mount::mount_line(&mnt).is_some();
+    let fails_with = |o: std::process::Output, want: &[&str]| {
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success() && !mounted(), "mounted: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        for w in want {
+            assert!(e.contains(w), "{w:?} missing from {e}");
+        }
+    };
+    let mount = |extra: &[&str]| {
+        let mut a = vec!["mount", "--passfile", p(&pw)];
+        a.extend_from_slice(extra);
+        a.push(p(&vault));
+        a.push(p(&mnt));
+        sealfs(&a)
+    };
+    // /dev/fuse closed to users (this machine's default).
+    fuse.set(0o600);
+    fails_with(
+        mount(&[]),
+        &["cannot open /dev/fuse", "chmod 0666 /dev/fuse"],
+    );
+    fuse.set(0o666);
+    // No fusermount3 on the user's PATH.
+    let no_path = vec![env[0].clone(), env[1].clone(), "PATH=/nonexistent".into()];
+    fails_with(
+        sealfs_with(
+            &no_path,
+            &["mount", "--passfile", p(&pw), p(&vault), p(&mnt)],
+        ),
+        &["fusermount3 is missing", "apt install fuse3"],
+    );
+    // --allow-other without user_allow_other.
+    conf.allow_other(false);
+    fails_with(
+        mount(&["--allow-other"]),
+        &["user_allow_other", "/etc/fuse.conf"],
+    );
+    let read_as = |uid: u32| as_user(uid, &env, &["cat", p(&mnt.join("f"))]);
+    let unmount = || {
+        let o = sealfs(&["umount", p(&mnt)]);
+        if !o.status.success() {
+            let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+        }
+        assert!(
+            o.status.success(),
+            "umount: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    // Without --allow-other, nobody else gets in, root included.
+    let o = mount(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = as_user(
+        NOBODY,
+        &env,
+        &["sh", "-c", &format!("echo shared > {}/f", mnt.display())],
+    );
+    let other_denied = !read_as(OTHER).status.success();
+    let root_denied = std::fs::metadata(mnt.join("f")).map_err(|e| e.raw_os_error());
+    unmount();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(other_denied);
+    assert_eq!(root_denied.err(), Some(Some(libc::EACCES)));
+    // With user_allow_other, --allow-other lets them in.
+    conf.allow_other(true);
+    let o = mount(&["--allow-other"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let other = read_as(OTHER);
+    let root = std::fs::read(mnt.join("f"));
+    unmount();
+    assert_eq!(
+        String::from_utf8_lossy(&other.stdout),
+        "shared\n",
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    assert_eq!(root.unwrap(), b"shared\n");
+    assert!(!mounted());
+}
+
+/// An `/etc/fstab` line with `noauto,user`: the ordinary user mounts it
+/// with a plain `mount MOUNTPOINT` (mount(8) runs the helper with the
+/// user's own rights), the daemon runs as that user, and `umount` by the
+/// user ends it with the data on disk.
+#[test]
+fn an_fstab_user_entry_is_mounted_by_that_user() {
+    assert!(is_root(), "this test needs root (CI runs as root)");
+    const NOBODY: u32 = 65534;
+    let _fuse = DevFuseOpen::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = t.join("sealfs");
+    std::fs::copy(BIN, &bin).unwrap();
+    let _helper = common::mount::Helper::install(&bin);
+    let home = t.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let env = vec![
+        format!("XDG_RUNTIME_DIR={}", home.display()),
+        format!("HOME={}", home.display()),
+    ];
+    let (vault, mnt, pw) = (home.join("vault"), home.join("mnt"), home.join("pw"));
+    let o = as_user(
+        NOBODY,
+        &env,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "umask 077; echo 'a users fstab passphrase' > {pw} && mkdir {mnt} && \
+                 {bin} init --passfile {pw} --kdf-memory 64 --recovery-key-file {home}/rk {vault}",
+                pw = pw.display(),
+                mnt = mnt.display(),
+                bin = bin.display(),
+                home = home.display(),
+                vault = vault.display()
+            ),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    /// /etc/fstab as it was (or its absence) comes back when dropped.
+    struct Fstab(Option<Vec<u8>>);
+    impl Drop for Fstab {
+        fn drop(&mut self) {
+            let _ = match &self.0 {
+                Some(old) => std::fs::write("/etc/fstab", old),
+                None => std::fs::remove_file("/etc/fstab"),
+            };
+        }
+    }
+    let old = std::fs::read("/etc/fstab").ok();
+    let _fstab = Fstab(old.clone());
+    let mut text = old.unwrap_or_default();
+    text.extend_from_slice(
+        format!(
+            "{} {} fuse.sealfs noauto,user,passfile={} 0 0\n",
+            vault.display(),
+            mnt.display(),
+            pw.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::write("/etc/fstab", text).unwrap();
+    let o = as_user(NOBODY, &env, &["mount", p(&mnt)]);
+    assert!(
+        o.status.success(),
+        "user mount: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = common::mount::mount_line(&mnt);
+    let o = as_user(
+        NOBODY,
+        &env,
+        &[
+            "sh",
+            "-c",
+            &format!("echo from fstab > {}/f", mnt.display()),
+        ],
+    );
+    let daemon_uid = Command::new("pgrep")
+        .args([
+            "-f",
+            "-u",
+            "65534",
+            &format!("mount.fuse.sealfs {}", vault.display()),
+        ])
+        .output()
+        .unwrap();
+    let um = as_user(NOBODY, &env, &["umount", p(&mnt)]);
+    if common::mount::mount_line(&mnt).is_some() {
+        let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+    }
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line = line.expect("mounted");
+    assert_eq!(line[2], "fuse.sealfs");
+    assert!(line[3].contains("user_id=65534"), "{line:?}");
+    assert!(daemon_uid.status.success(), "no daemon of that user");
+    assert!(
+        um.status.success(),
+        "user umount: {}",
+        String::from_utf8_lossy(&um.stderr)
+    );
+    // The daemon flushes and exits after the unmount; then the file is on disk.
+    let cat = || {
+        as_user(
+            NOBODY,
+            &env,
+            &[p(&bin), "cat", "--passfile", p(&pw), p(&vault), "f"],
+        )
+    };
+    let mut o = cat();
+    assert!(
+        common::mount::wait_for(30, || {
+            o = cat();
+            o.status.success()
+        }),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from fstab\n");
 }

@@ -2,7 +2,7 @@
 //! `recovery-key`, `rekey`, `keyring`. Each is a thin adapter over
 //! `vault::admin`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::password::{self, NewSource};
@@ -214,7 +214,7 @@ pub fn rekey(pass: &PassArgs, full: bool, vault: &Path) -> Result<()> {
         return rekey_full(pass, vault);
     }
     let mut a = open(pass, vault)?;
-    let bar = progress_bar("rekey");
+    let bar = super::progress::files("rekey");
     let report = a.rekey(&mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
@@ -240,7 +240,7 @@ pub fn rekey(pass: &PassArgs, full: bool, vault: &Path) -> Result<()> {
 
 fn rekey_full(pass: &PassArgs, vault: &Path) -> Result<()> {
     let mut a = open(pass, vault)?;
-    let bar = progress_bar("rekey --full");
+    let bar = super::progress::files("rekey --full");
     let report = a.rekey_full(&mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
@@ -330,7 +330,7 @@ fn fsck_run(pass: &PassArgs, repair: bool, vault: &Path) -> Result<i32> {
         ),
         crate::format::config::State::Idle => {}
     }
-    let bar = progress_bar("fsck");
+    let bar = super::progress::files("fsck");
     let r = crate::vault::fsck::fsck(&v, repair, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
@@ -373,19 +373,4 @@ fn fsck_run(pass: &PassArgs, repair: bool, vault: &Path) -> Result<i32> {
     } else {
         0
     })
-}
-
-/// A progress bar on a terminal, hidden otherwise.
-fn progress_bar(what: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(0);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{what} {{bar:40}} {{pos}}/{{len}} files, {{per_sec}}, ETA {{eta}}"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    b
 }

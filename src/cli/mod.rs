@@ -1,11 +1,18 @@
 //! Command-line interface: clap definitions and one module per command.
 //! Each command is a thin adapter over the vault library.
 
+mod completions;
+mod fuse_mount;
+mod idle;
 mod keyring;
 mod keys;
+pub mod logging;
 mod mount;
+pub mod mount_helper;
 mod offline;
 mod password;
+mod progress;
+mod service;
 mod setup;
 mod status;
 
@@ -14,6 +21,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::Error;
+
+/// FUSE worker threads of a mount unless told otherwise.
+pub const DEFAULT_THREADS: usize = 4;
 
 /// Exit status for a wrong password or recovery key (a documented contract).
 pub const EXIT_WRONG_PASSWORD: i32 = 12;
@@ -152,15 +162,20 @@ pub enum Command {
         #[arg(long)]
         allow_other: bool,
         /// FUSE worker threads
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = DEFAULT_THREADS)]
         threads: usize,
         /// Send every write to the vault at once instead of through the
         /// kernel's writeback cache (slower for small writes)
         #[arg(long)]
         no_writeback_cache: bool,
-        /// Append the daemon's log to this file (default: discarded once detached)
+        /// Append the daemon's log to this file (default: the system log
+        /// once detached, warnings and errors only)
         #[arg(long, value_name = "FILE")]
         log_file: Option<PathBuf>,
+        /// Unmount after no use for this long (90s, 10m, 1h30m); the data
+        /// is flushed first, and a mount in use stays
+        #[arg(long, value_name = "DURATION", value_parser = idle::parse_duration)]
+        idle_timeout: Option<std::time::Duration>,
         vault: PathBuf,
         mountpoint: PathBuf,
     },
@@ -246,6 +261,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyringCommand,
     },
+    /// Print a shell completion script (bash, zsh or fish)
+    Completions {
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
 }
 
 /// Runs the parsed command; returns the process exit status.
@@ -283,6 +303,7 @@ pub fn run(cli: Cli) -> i32 {
             threads,
             no_writeback_cache,
             log_file,
+            idle_timeout,
             vault,
             mountpoint,
         } => {
@@ -295,6 +316,8 @@ pub fn run(cli: Cli) -> i32 {
                 allow_other,
                 threads,
                 no_writeback_cache,
+                no_exec: false,
+                idle_timeout,
             };
             mount::mount(&a, log_file.as_deref())
         }
@@ -343,6 +366,7 @@ pub fn run(cli: Cli) -> i32 {
             KeyringCommand::Save { pass, vault } => keys::keyring_save(&pass, &vault),
             KeyringCommand::Forget { pass: _, vault } => keys::keyring_forget(&vault),
         },
+        Command::Completions { shell } => completions::print(shell),
     };
     match result {
         Ok(()) => 0,

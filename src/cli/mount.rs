@@ -4,9 +4,9 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{PassArgs, password};
+use super::{PassArgs, fuse_mount, password};
 use crate::fs::SealFs;
 use crate::vault::{Secret, Vault, sys};
 use crate::{Error, Result};
@@ -20,6 +20,10 @@ pub struct MountArgs<'a> {
     pub allow_other: bool,
     pub threads: usize,
     pub no_writeback_cache: bool,
+    /// Files in the mount cannot be executed (`noexec`).
+    pub no_exec: bool,
+    /// Unmount after no use for this long.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// The name of the pid file of the daemon serving `mountpoint`, in the
@@ -28,55 +32,6 @@ fn pid_file(mountpoint: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let h = blake3::hash(mountpoint.as_os_str().as_bytes()).to_hex();
     format!("{}.pid", &h[..16])
-}
-
-fn is_mountpoint(path: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    mounts
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
-}
-
-fn check_mountpoint(mnt: &Path) -> Result<PathBuf> {
-    let canon = std::fs::canonicalize(mnt)
-        .map_err(|e| Error::Config(format!("mountpoint {}: {e}", mnt.display())))?;
-    if !canon.is_dir() {
-        return Err(Error::Config(format!(
-            "mountpoint {} is not a directory",
-            mnt.display()
-        )));
-    }
-    if is_mountpoint(&canon) {
-        return Err(Error::Config(format!(
-            "{} is already a mountpoint",
-            mnt.display()
-        )));
-    }
-    let mut entries = std::fs::read_dir(&canon)
-        .map_err(|e| Error::Config(format!("mountpoint {}: {e}", mnt.display())))?;
-    if entries.next().is_some() {
-        return Err(Error::Config(format!(
-            "mountpoint {} is not empty",
-            mnt.display()
-        )));
-    }
-    Ok(canon)
-}
-
-/// Whether a FUSE mount with `source` (an absolute vault path) is in the mount table.
-fn vault_is_mounted(source: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    let want = source.to_string_lossy().replace(' ', "\\040");
-    mounts.lines().any(|l| {
-        let mut f = l.split(' ');
-        let (src, _, ty) = (f.next(), f.next(), f.next());
-        src == Some(want.as_str()) && ty.is_some_and(|t| t.starts_with("fuse"))
-    })
 }
 
 /// The pid holding a flock on the inode `st` (from /proc/locks).
@@ -140,7 +95,7 @@ fn lock_vault(vault: &Path) -> Result<OwnedFd> {
                 vault.display()
             )));
         }
-        if vault_is_mounted(&canon) || start.elapsed() > PREVIOUS_MOUNT_WAIT {
+        if fuse_mount::source_is_mounted(&canon) || start.elapsed() > PREVIOUS_MOUNT_WAIT {
             return Err(Error::Config(format!(
                 "{} is already mounted by another sealfs process",
                 vault.display()
@@ -157,30 +112,10 @@ fn lock_vault(vault: &Path) -> Result<OwnedFd> {
     }
 }
 
-fn unmount_now(mnt: &Path) -> std::io::Result<()> {
-    let c = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes())
-        .map_err(std::io::Error::other)?;
-    // SAFETY: valid C string.
-    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EPERM) {
-        let st = std::process::Command::new("fusermount3")
-            .arg("-u")
-            .arg(mnt)
-            .status()?;
-        if st.success() {
-            return Ok(());
-        }
-        return Err(std::io::Error::other("fusermount3 -u failed"));
-    }
-    Err(e)
-}
-
 /// Blocks SIGINT/SIGTERM/SIGHUP in this (and every later) thread and starts a
-/// thread that unmounts when one arrives; the session then ends normally.
-fn handle_signals(mnt: PathBuf) -> Result<()> {
+/// thread that unmounts our mount when one arrives; the session then ends
+/// normally. Before the mount is made, a signal ends the daemon.
+fn handle_signals(ours: fuse_mount::Ours) -> Result<()> {
     // SAFETY: sigset manipulation on a local, then pthread_sigmask of this thread.
     let set = unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
@@ -200,44 +135,55 @@ fn handle_signals(mnt: PathBuf) -> Result<()> {
                 if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                     continue;
                 }
-                log::info!("signal {sig}: unmounting");
-                match unmount_now(&mnt) {
-                    Ok(()) => return,
-                    Err(e) => {
-                        // Busy: detach now; the session ends when the last user lets go.
-                        log::warn!("unmount: {e}; detaching lazily");
-                        if let Ok(c) = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()) {
-                            // SAFETY: valid C string.
-                            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                        }
-                        return;
-                    }
+                if ours.device().is_none() {
+                    log::info!("signal {sig} before the mount was made: exiting");
+                    std::process::exit(1);
                 }
+                log::info!("signal {sig}: unmounting");
+                if let Err(e) = ours.unmount() {
+                    // Busy: detach now; the session ends when the last user lets go.
+                    log::warn!("unmount: {e}; detaching lazily");
+                    ours.detach();
+                }
+                return;
             }
         })?;
     Ok(())
 }
 
-fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -> Result<()> {
+/// Tells the parent (or the service manager) that the mount failed, and returns the error.
+fn failed(ready: Option<OwnedFd>, err: Error) -> Error {
+    if let Some(r) = ready {
+        let mut f = std::fs::File::from(r);
+        let _ = writeln!(f, "{err}");
+    }
+    err
+}
+
+fn serve(
+    vault: &Vault,
+    mnt: &fuse_mount::Mountpoint,
+    a: &MountArgs<'_>,
+    ready: Option<OwnedFd>,
+) -> Result<()> {
     // Modes arrive already masked by the caller's umask; ours must not mask them again.
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0) };
     let mut fs = SealFs::new(vault, a.read_only)?;
     fs.caching = !a.no_writeback_cache;
+    let source = std::fs::canonicalize(vault.path()).unwrap_or_else(|_| vault.path().to_path_buf());
     let mut cfg = fuser::Config::default();
     let mut opts = vec![
-        fuser::MountOption::FSName(
-            std::fs::canonicalize(vault.path())
-                .unwrap_or_else(|_| vault.path().to_path_buf())
-                .display()
-                .to_string(),
-        ),
+        fuser::MountOption::FSName(source.display().to_string()),
         fuser::MountOption::Subtype("sealfs".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoAtime,
     ];
     if a.read_only {
         opts.push(fuser::MountOption::RO);
+    }
+    if a.no_exec {
+        opts.push(fuser::MountOption::NoExec);
     }
     cfg.mount_options = opts;
     cfg.acl = if a.allow_other {
@@ -247,38 +193,52 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     };
     cfg.n_threads = Some(a.threads.max(1));
     cfg.clone_fd = true;
-    handle_signals(mnt.to_path_buf())?;
+    let ours = fuse_mount::Ours::default();
+    handle_signals(ours.clone())?;
+    if let Some(idle) = a.idle_timeout {
+        if let Err(e) = super::idle::watch(ours.clone(), idle) {
+            return Err(failed(ready, e));
+        }
+    }
     // The runtime directory is checked before anything is mounted.
     let runtime = match crate::vault::runtime::open_dir() {
         Ok(d) => d,
         Err(e) => {
             let err = Error::Config(format!("cannot record the mount daemon: {e}"));
-            if let Some(r) = ready {
-                let mut f = std::fs::File::from(r);
-                let _ = writeln!(f, "{err}");
-            }
-            return Err(err);
+            return Err(failed(ready, err));
         }
     };
-    let session = match fuser::Session::new(fs, mnt, &cfg) {
+    let request = fuse_mount::Request {
+        source: &source,
+        mountpoint: mnt,
+        read_only: a.read_only,
+        allow_other: a.allow_other,
+        no_exec: a.no_exec,
+    };
+    let path = mnt.path.as_path();
+    let session = match fuse_mount::mount(&request) {
+        Ok(Some(dev)) => {
+            ours.record(path);
+            fuser::Session::from_fd(fs, dev, cfg.acl, cfg.clone()).inspect_err(|_| ours.detach())
+        }
+        Ok(None) => fuser::Session::new(fs, path, &cfg).inspect(|_| ours.record(path)),
+        Err(e) => return Err(failed(ready, e)),
+    };
+    let session = match session {
         Ok(s) => s,
         Err(e) => {
-            let err = Error::Config(format!("cannot mount on {}: {e}", mnt.display()));
-            if let Some(r) = ready {
-                let mut f = std::fs::File::from(r);
-                let _ = writeln!(f, "{err}");
-            }
-            return Err(err);
+            let err = Error::Config(format!("cannot mount on {}: {e}", path.display()));
+            return Err(failed(ready, err));
         }
     };
-    tune_readahead(mnt);
-    let pidf = pid_file(mnt);
+    tune_readahead(&ours);
+    let pidf = pid_file(path);
     // Where `umount` learns whom to wait for; a failure here stops the mount
     // (an unmount that cannot wait for the flush would lose data silently).
     let record = super::status::Record {
         pid: std::process::id() as i32,
-        vault: std::fs::canonicalize(vault.path()).unwrap_or_else(|_| vault.path().to_path_buf()),
-        mountpoint: mnt.to_path_buf(),
+        vault: source.clone(),
+        mountpoint: path.to_path_buf(),
         vault_id: Vault::info(vault.path())
             .map(|i| i.vault_id.iter().map(|b| format!("{b:02x}")).collect())
             .unwrap_or_default(),
@@ -287,19 +247,22 @@ fn serve(vault: &Vault, mnt: &Path, a: &MountArgs<'_>, ready: Option<OwnedFd>) -
     };
     if let Err(e) = crate::vault::runtime::write_file(&runtime, &pidf, &record.to_text()) {
         let err = Error::Config(format!("cannot record the mount daemon: {e}"));
-        if let Some(r) = ready {
-            let mut f = std::fs::File::from(r);
-            let _ = writeln!(f, "{err}");
+        if ours.unmount().is_err() {
+            ours.detach();
         }
-        let _ = unmount_now(mnt);
-        return Err(err);
+        return Err(failed(ready, err));
     }
     if let Some(r) = ready {
         let mut f = std::fs::File::from(r);
         let _ = f.write_all(b"OK\n");
     }
+    super::service::notify_ready();
     let result = session.run();
     crate::vault::runtime::remove_file(&runtime, &pidf);
+    if result.is_err() {
+        // The session failed while mounted: no one would answer there again.
+        ours.detach();
+    }
     result.map_err(|e| Error::Config(format!("FUSE session ended with an error: {e}")))
 }
 
@@ -311,19 +274,10 @@ const READAHEAD_KIB: u32 = 8192;
 
 /// Raises the readahead window of the mount's backing device info (root only;
 /// best effort).
-fn tune_readahead(mnt: &Path) {
+fn tune_readahead(ours: &fuse_mount::Ours) {
     // The device number comes from mountinfo: a stat of the mountpoint would
     // be a FUSE request that nobody serves yet (the session runs after this).
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let want = mnt.to_string_lossy().replace(' ', "\\040");
-    let Some(dev) = info.lines().rev().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        (f.get(4) == Some(&want.as_str()))
-            .then(|| f.get(2).map(|d| d.to_string()))
-            .flatten()
-    }) else {
+    let Some(dev) = ours.device() else {
         return;
     };
     let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
@@ -357,7 +311,15 @@ fn detach_stdio(log: Option<&Path>) -> Result<()> {
 pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
     Vault::info(a.vault)?;
     super::refuse_unfinished_full_rekey(a.vault)?;
-    let mnt = check_mountpoint(a.mountpoint)?;
+    let mnt = fuse_mount::check_mountpoint(a.mountpoint)?;
+    let source = std::fs::canonicalize(a.vault)?;
+    fuse_mount::preflight(&fuse_mount::Request {
+        source: &source,
+        mountpoint: &mnt,
+        read_only: a.read_only,
+        allow_other: a.allow_other,
+        no_exec: a.no_exec,
+    })?;
     let lock = lock_vault(a.vault)?;
     let pw = password::existing(a.pass, a.vault)?;
     let vault = Vault::unlock(a.vault, Secret::Password(&pw))?;
@@ -394,6 +356,9 @@ pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
             // SAFETY: starts a new session for the daemon.
             unsafe { libc::setsid() };
             let _ = detach_stdio(log_file);
+            if log_file.is_none() {
+                super::logging::to_syslog();
+            }
             let code = match serve(&vault, &mnt, a, Some(wr)) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -440,7 +405,7 @@ fn raise_fd_limit() {
 pub fn umount(mnt: &Path) -> Result<()> {
     let canon =
         std::fs::canonicalize(mnt).map_err(|e| Error::Config(format!("{}: {e}", mnt.display())))?;
-    if !is_mountpoint(&canon) {
+    if !fuse_mount::is_mountpoint(&canon) {
         return Err(Error::Config(format!("{} is not mounted", mnt.display())));
     }
     let pid: Option<i32> = crate::vault::runtime::open_dir()
@@ -454,7 +419,7 @@ pub fn umount(mnt: &Path) -> Result<()> {
         .filter(|&fd| fd >= 0);
     // SAFETY: a non-negative fd from pidfd_open is ours.
     let pidfd = pidfd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    unmount_now(&canon).map_err(|e| match e.raw_os_error() {
+    fuse_mount::unmount(&canon).map_err(|e| match e.raw_os_error() {
         Some(libc::EBUSY) => {
             Error::Config(format!("{} is busy (files are open there)", mnt.display()))
         }

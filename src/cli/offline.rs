@@ -78,6 +78,12 @@ pub fn put(pass: &PassArgs, vault: &Path, path: &Path) -> Result<()> {
     let (mut f, tmp) = dir.create_temp_file(0o644)?;
     let result = (|| -> Result<()> {
         let mut input = std::io::stdin().lock();
+        // A regular file on standard input has a known length.
+        let total = crate::vault::sys::fstat(std::os::fd::AsFd::as_fd(&input))
+            .ok()
+            .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+            .map(|st| st.st_size as u64);
+        let bar = super::progress::bytes("put", total);
         let mut buf = vec![0u8; 1 << 20];
         let mut off = 0u64;
         loop {
@@ -89,8 +95,10 @@ pub fn put(pass: &PassArgs, vault: &Path, path: &Path) -> Result<()> {
             };
             f.write_at(&buf[..n], off)?;
             off += n as u64;
+            bar.set_position(off);
         }
         f.sync(false)?;
+        bar.finish_and_clear();
         dir.commit_temp(&tmp, name)
     })();
     if result.is_err() {

@@ -2,6 +2,7 @@
 //! (`fn(..) -> Result<T>`) and a single reply. Panics are caught and
 //! answered with EIO, so no request can take the daemon down.
 
+mod activity;
 mod attr;
 mod fdcache;
 mod inodes;
@@ -22,6 +23,7 @@ use fuser::{
     Request, TimeOrNow, WriteFlags,
 };
 
+pub use activity::idle_for;
 pub use ops::SealFs;
 use ops::{Caller, Entry};
 
@@ -41,6 +43,7 @@ fn errno(e: &Error) -> Errno {
 
 /// Runs an operation, turning a panic into EIO.
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> std::result::Result<T, Errno> {
+    activity::mark();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {

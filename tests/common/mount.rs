@@ -130,6 +130,17 @@ impl Mounted {
         self.mounted = false;
     }
 
+    /// The mountpoint was mounted by other means (`mount -t`, an fstab
+    /// line): unmount it when dropped.
+    pub fn adopt(&mut self) {
+        self.mounted = true;
+    }
+
+    /// Whether the mountpoint is mounted now.
+    pub fn is_mounted(&self) -> bool {
+        mount_line(&self.mnt).is_some()
+    }
+
     pub fn remount(&mut self) {
         self.umount();
         self.mount(&[]);
@@ -170,6 +181,58 @@ impl Drop for Mounted {
     }
 }
 
+/// The fields (source, mountpoint, type, options, ..) of the last
+/// /proc/mounts line for `mnt`.
+pub fn mount_line(mnt: &Path) -> Option<Vec<String>> {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    mounts
+        .lines()
+        .rev()
+        .map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .find(|f| f.get(1).map(String::as_str) == Some(p(mnt)))
+}
+
+/// Polls `cond` (every 20 ms) until it holds or `secs` pass; whether it held.
+pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
+
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// /sbin/mount.fuse.sealfs linked to `bin` while it lives; whatever was
+/// there before is put back.
+pub struct Helper {
+    path: PathBuf,
+    saved: Option<PathBuf>,
+}
+
+impl Helper {
+    pub fn install(bin: impl AsRef<Path>) -> Helper {
+        let path = PathBuf::from("/sbin/mount.fuse.sealfs");
+        let saved = std::fs::symlink_metadata(&path).ok().map(|_| {
+            let s = path.with_extension("sealfs-test-saved");
+            std::fs::rename(&path, &s).unwrap();
+            s
+        });
+        std::os::unix::fs::symlink(bin, &path).expect("install the mount helper (root)");
+        Helper { path, saved }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(s) = &self.saved {
+            let _ = std::fs::rename(s, &self.path);
+        }
+    }
 }
