@@ -58,3 +58,9 @@ impl From<std::io::Error> for Error {
         Error::Io(e)
     }
 }
+
+impl From<rustix::io::Errno> for Error {
+    fn from(e: rustix::io::Errno) -> Self {
+        Error::Io(e.into())
+    }
+}

@@ -6,22 +6,15 @@ fn main() {
     // Keys must not reach a core dump: no dumps, and no ptrace by other
     // processes of this user, from before any secret is read.
     // A failure here stops sealfs before it reads any secret.
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let no_core = rustix::process::Rlimit {
+        current: Some(0),
+        maximum: Some(0),
     };
-    // SAFETY: prctl and setrlimit with constant, valid arguments.
-    let (dumpable, core) = unsafe {
-        (
-            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0),
-            libc::setrlimit(libc::RLIMIT_CORE, &zero),
-        )
-    };
-    if dumpable != 0 || core != 0 {
-        eprintln!(
-            "sealfs: cannot keep keys out of core dumps ({}); refusing to run",
-            std::io::Error::last_os_error()
-        );
+    let hardened =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .and_then(|()| rustix::process::setrlimit(rustix::process::Resource::Core, no_core));
+    if let Err(e) = hardened {
+        eprintln!("sealfs: cannot keep keys out of core dumps ({e}); refusing to run");
         std::process::exit(1);
     }
     sealfs::cli::logging::init();

@@ -28,6 +28,15 @@ fn no_core_dumps_and_no_plaintext_names_in_the_log() {
         .split_whitespace()
         .collect();
     assert_eq!(&core[4..6], &["0", "0"], "{limits}");
+    // The keys sit in locked memory in the process that serves the mount
+    // (after its fork): VmLck counts it.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmLck in /proc/PID/status");
+    assert!(locked_kib >= 4, "no locked key memory: {status}");
 
     // Names that must never reach the log, in every kind of entry.
     let secret_names = [
@@ -79,4 +88,37 @@ fn no_core_dumps_and_no_plaintext_names_in_the_log() {
             "plaintext {name:?} in the daemon log:\n{log}"
         );
     }
+}
+
+/// Without the right to lock memory (no CAP_IPC_LOCK, a locked-memory
+/// limit of 0), the mount still works and says once that keys may reach swap.
+#[test]
+fn a_mount_without_locked_memory_works_and_says_so_once() {
+    let mut m = Mounted::new_under(
+        &[
+            "setpriv",
+            "--bounding-set=-ipc_lock",
+            "--inh-caps=-ipc_lock",
+            "prlimit",
+            "--memlock=0:0",
+        ],
+        &[],
+    );
+    let pid = m.daemon_pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("\nVmLck:\t       0 kB"), "{status}");
+    // Said when the keys are first unlocked, on the terminal of `sealfs mount`.
+    let told = m.mount_stderr.clone();
+    for i in 0..20 {
+        std::fs::write(m.path(&format!("f{i}")), vec![i as u8; 10_000]).unwrap();
+    }
+    assert_eq!(std::fs::read(m.path("f7")).unwrap(), vec![7u8; 10_000]);
+    m.umount();
+    let all = format!("{told}{}", m.log());
+    assert_eq!(
+        all.matches("cannot lock key memory").count(),
+        1,
+        "told once: {all}"
+    );
+    assert!(told.contains("ulimit -l"), "{told}");
 }

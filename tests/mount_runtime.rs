@@ -325,6 +325,17 @@ fn an_ordinary_user_mounts_through_fusermount3_and_trusts_no_plant() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(mounted());
+    // The user's daemon is not dumpable (its /proc files belong to root, so
+    // the user's other processes cannot read its memory) and holds its keys
+    // in locked memory.
+    let pgrep = Command::new("pgrep")
+        .args(["-u", "65534", "-f", &format!("sealfs mount .*{}", p(&mnt))])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pgrep.stdout).trim().to_string();
+    let status_path = format!("/proc/{pid}/status");
+    let owner = std::fs::metadata(&status_path).map(|m| m.uid());
+    let status = std::fs::read_to_string(&status_path).unwrap_or_default();
     let o = as_user(
         NOBODY,
         &env,
@@ -340,6 +351,20 @@ fn an_ordinary_user_mounts_through_fusermount3_and_trusts_no_plant() {
         let _ = Command::new("umount").arg("-l").arg(&mnt).status();
     }
     assert_eq!(out, "hello\n", "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !pid.is_empty() && !pid.contains('\n'),
+        "daemon pid: {pid:?}"
+    );
+    assert_eq!(owner.ok(), Some(0), "the daemon is dumpable: {status}");
+    assert!(status.contains("\nUid:\t65534"), "{status}");
+    let locked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().to_string());
+    assert!(
+        locked.as_deref().is_some_and(|k| k != "0"),
+        "no locked key memory: {status}"
+    );
     assert!(
         umount.status.success(),
         "umount: {}",

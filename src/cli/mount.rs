@@ -3,7 +3,7 @@
 //! for the daemon to have flushed everything and exited.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::{PassArgs, fuse_mount, password};
@@ -167,8 +167,7 @@ fn serve(
     ready: Option<OwnedFd>,
 ) -> Result<()> {
     // Modes arrive already masked by the caller's umask; ours must not mask them again.
-    // SAFETY: umask has no preconditions.
-    unsafe { libc::umask(0) };
+    rustix::process::umask(rustix::fs::Mode::empty());
     let mut fs = SealFs::new(vault, a.read_only)?;
     fs.caching = !a.no_writeback_cache;
     let source = std::fs::canonicalize(vault.path()).unwrap_or_else(|_| vault.path().to_path_buf());
@@ -299,12 +298,9 @@ fn detach_stdio(log: Option<&Path>) -> Result<()> {
             .open(p)?,
         None => null.try_clone()?,
     };
-    // SAFETY: dup2 onto the standard descriptors of this process.
-    unsafe {
-        libc::dup2(null.as_raw_fd(), 0);
-        libc::dup2(null.as_raw_fd(), 1);
-        libc::dup2(err.as_raw_fd(), 2);
-    }
+    rustix::stdio::dup2_stdin(&null)?;
+    rustix::stdio::dup2_stdout(&null)?;
+    rustix::stdio::dup2_stderr(&err)?;
     Ok(())
 }
 
@@ -341,20 +337,16 @@ pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
         drop(lock);
         return r;
     }
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two pipe ends.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: both fds were just created by pipe2 and are owned here.
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     // SAFETY: no other threads exist yet in this process, so fork is safe.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error().into()),
         0 => {
             drop(rd);
-            // SAFETY: starts a new session for the daemon.
-            unsafe { libc::setsid() };
+            // Memory locks do not survive fork: lock the keys' pages again.
+            crate::crypto::secmem::relock();
+            // A session of its own: the terminal's hangup does not reach it.
+            let _ = rustix::process::setsid();
             let _ = detach_stdio(log_file);
             if log_file.is_none() {
                 super::logging::to_syslog();
@@ -413,12 +405,9 @@ pub fn umount(mnt: &Path) -> Result<()> {
         .and_then(|d| crate::vault::runtime::read_file(&d, &pid_file(&canon)))
         .and_then(|s| super::status::Record::parse(&s))
         .map(|r| r.pid);
-    // SAFETY: pidfd_open syscall with a pid and no flags; returns a new fd or -1.
     let pidfd = pid
-        .map(|p| unsafe { libc::syscall(libc::SYS_pidfd_open, p, 0) } as i32)
-        .filter(|&fd| fd >= 0);
-    // SAFETY: a non-negative fd from pidfd_open is ours.
-    let pidfd = pidfd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        .and_then(rustix::process::Pid::from_raw)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     fuse_mount::unmount(&canon).map_err(|e| match e.raw_os_error() {
         Some(libc::EBUSY) => {
             Error::Config(format!("{} is busy (files are open there)", mnt.display()))
@@ -426,13 +415,16 @@ pub fn umount(mnt: &Path) -> Result<()> {
         _ => Error::Config(format!("cannot unmount {}: {e}", mnt.display())),
     })?;
     if let Some(fd) = pidfd {
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        // Readable once the daemon has exited (after its final flush).
+        let mut p = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let limit = rustix::event::Timespec {
+            tv_sec: 120,
+            tv_nsec: 0,
         };
-        // SAFETY: one valid pollfd; waits for the daemon to exit (after its final flush).
-        let r = unsafe { libc::poll(&mut p, 1, 120_000) };
+        let r = rustix::event::poll(&mut p, Some(&limit)).unwrap_or(1);
         if r == 0 {
             return Err(Error::Config(
                 "unmounted, but the daemon did not exit within 120 s".into(),

@@ -5,20 +5,22 @@ use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 
 use super::keys::{SecretKey, random_array};
+use super::secmem::Locked;
 
 /// Bytes of nonce stored in front of every sealed message.
 pub const NONCE_LEN: usize = 12;
 /// Bytes of authentication tag stored after every sealed message.
 pub const TAG_LEN: usize = 16;
 
-/// An AES-256-GCM-SIV instance with its key schedule expanded once.
-/// The crate wipes the expanded key on drop (feature `zeroize`).
-pub struct Cipher(Aes256GcmSiv);
+/// An AES-256-GCM-SIV instance with its key schedule expanded once, kept
+/// in locked, no-dump key memory. The crate wipes the expanded key on drop
+/// (feature `zeroize`), and so does the key memory.
+pub struct Cipher(Locked<Aes256GcmSiv>);
 
 impl Cipher {
     pub fn new(key: &SecretKey) -> Self {
         // A 32-byte key always has the right length for AES-256.
-        Cipher(Aes256GcmSiv::new(&(*key.expose()).into()))
+        Cipher(Locked::new(Aes256GcmSiv::new(key.expose().into())))
     }
 
     /// Encrypts `buf` in place under a fresh random nonce; returns (nonce, tag).

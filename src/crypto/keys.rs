@@ -1,14 +1,24 @@
 //! Secret key material: zeroized on drop, never printed.
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
+
+use super::secmem::Locked;
 
 /// Length of every symmetric key in sealfs (256 bits).
 pub const KEY_LEN: usize = 32;
 
-/// A 256-bit secret. Lives on the heap so moves do not leave copies behind,
-/// is wiped on drop and has a `Debug` that prints nothing secret.
-#[derive(Clone)]
-pub struct SecretKey(Box<Zeroizing<[u8; KEY_LEN]>>);
+/// A 256-bit secret. Lives in locked, no-dump key memory (`secmem`), so
+/// moves leave no copies behind; is wiped on drop and has a `Debug` that
+/// prints nothing secret.
+pub struct SecretKey(Locked<[u8; KEY_LEN]>);
+
+impl Clone for SecretKey {
+    fn clone(&self) -> Self {
+        let mut k = Self::zeroed();
+        k.0.copy_from_slice(&self.0[..]);
+        k
+    }
+}
 
 impl SecretKey {
     /// A fresh key from the operating system's random generator.
@@ -37,7 +47,7 @@ impl SecretKey {
     }
 
     fn zeroed() -> Self {
-        SecretKey(Box::new(Zeroizing::new([0u8; KEY_LEN])))
+        SecretKey(Locked::zeroed())
     }
 
     /// The raw key bytes, for handing to a primitive.

@@ -5,6 +5,7 @@
 mod aead;
 mod kdf;
 mod keys;
+pub mod secmem;
 mod slotwrap;
 
 pub use aead::{Cipher, NONCE_LEN, TAG_LEN, open_detached, seal_detached};

@@ -966,12 +966,8 @@ impl SealFs {
     /// seconds with many files open), then the cache closes its fds.
     pub fn flush_all(&self) {
         super::requester::ENDING.store(true, Ordering::Relaxed);
-        // SAFETY: syncfs on a live fd.
-        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&*self.root_fd)) } != 0 {
-            log::error!(
-                "flush at unmount failed: {}",
-                std::io::Error::last_os_error()
-            );
+        if let Err(e) = rustix::fs::syncfs(&*self.root_fd) {
+            log::error!("flush at unmount failed: {e}");
         }
         self.cache.shrink_all();
     }
