@@ -3,14 +3,15 @@
 //! that fails is reported as `Error::Corrupt` (EIO) naming the vault path.
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use crate::crypto::{Cipher, NONCE_LEN, SecretKey, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::chunk::{CHUNK_OVERHEAD, Geometry, chunk_aad};
 use crate::format::header::{FileHeader, HEADER_LEN};
 
+use super::backing::{self, Backing};
 use super::growth::{self, Guard, Unguarded};
 use super::keys::VaultKeys;
 use super::sys;
@@ -36,7 +37,7 @@ fn buf_len(lens: &[usize]) -> usize {
 }
 
 pub struct SealedFile {
-    file: File,
+    file: Arc<dyn Backing>,
     dek: Cipher,
     file_id: [u8; 16],
     geo: Geometry,
@@ -60,7 +61,7 @@ impl SealedFile {
     pub(crate) fn create(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
         let (header, dek) = keys.new_file()?;
         let f = SealedFile {
-            file: File::from(fd),
+            file: backing::wrap(File::from(fd)),
             dek,
             file_id: header.file_id,
             geo: keys.geometry,
@@ -78,7 +79,11 @@ impl SealedFile {
 
     /// Reads and opens the header of the vault file `file`: its file id and
     /// DEK. A header of a generation the keys lack says so.
-    fn open_header(file: &File, keys: &VaultKeys, label: &str) -> Result<([u8; 16], SecretKey)> {
+    fn open_header(
+        file: &dyn Backing,
+        keys: &VaultKeys,
+        label: &str,
+    ) -> Result<([u8; 16], SecretKey)> {
         let mut hb = [0u8; HEADER_LEN];
         let n = read_full_at(file, &mut hb, 0)?;
         let corrupt = |why: &str| Error::Corrupt(format!("{label}: {why}"));
@@ -103,9 +108,9 @@ impl SealedFile {
     /// Opens an existing vault file: parses the header, unwraps the DEK and
     /// checks that the length is one a well-formed file can have.
     pub(crate) fn open(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
-        let file = File::from(fd);
-        let (file_id, dek) = Self::open_header(&file, keys, &label)?;
-        let len = file.metadata()?.len();
+        let file = backing::wrap(File::from(fd));
+        let (file_id, dek) = Self::open_header(&*file, keys, &label)?;
+        let len = file.byte_len()?;
         let size = keys.geometry.plain_size(len).ok_or_else(|| {
             Error::Corrupt(format!(
                 "{label}: length is not that of a complete sealfs file (truncated?)"
@@ -151,9 +156,9 @@ impl SealedFile {
         keys: &VaultKeys,
         label: String,
     ) -> Result<(Self, u64)> {
-        let file = File::from(fd);
-        let (file_id, dek) = Self::open_header(&file, keys, &label)?;
-        let len = file.metadata()?.len();
+        let file = backing::wrap(File::from(fd));
+        let (file_id, dek) = Self::open_header(&*file, keys, &label)?;
+        let len = file.byte_len()?;
         let size = keys.geometry.plain_size_for_stat(len);
         Ok((
             Self::assemble(file, &dek, file_id, keys.geometry, size, label),
@@ -162,7 +167,7 @@ impl SealedFile {
     }
 
     fn assemble(
-        file: File,
+        file: Arc<dyn Backing>,
         dek: &SecretKey,
         file_id: [u8; 16],
         geo: Geometry,
@@ -187,7 +192,7 @@ impl SealedFile {
         let off = self.geo.chunk_offset(index);
         let avail = len.saturating_sub(off).min(self.geo.sealed_chunk_len());
         let mut sealed = vec![0u8; avail as usize];
-        if read_full_at(&self.file, &mut sealed, off)? != sealed.len() {
+        if read_full_at(&*self.file, &mut sealed, off)? != sealed.len() {
             return Err(self.corrupt(index));
         }
         let mut copy = sealed.clone();
@@ -212,7 +217,7 @@ impl SealedFile {
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+        self.file.fd()
     }
 
     pub fn label(&self) -> &str {
@@ -221,7 +226,7 @@ impl SealedFile {
 
     /// Re-reads the size from the ciphertext length (after an outside change).
     pub fn refresh_size(&mut self) -> Result<()> {
-        let len = self.file.metadata()?.len();
+        let len = self.file.byte_len()?;
         self.size = self.geo.plain_size_for_stat(len);
         Ok(())
     }
@@ -322,7 +327,7 @@ impl SealedFile {
     fn read_chunk(&self, index: u64, size: u64) -> Result<Vec<u8>> {
         let plen = self.geo.chunk_plain_len(size, index);
         let mut sealed = vec![0u8; (plen + CHUNK_OVERHEAD) as usize];
-        if read_full_at(&self.file, &mut sealed, self.geo.chunk_offset(index))? != sealed.len() {
+        if read_full_at(&*self.file, &mut sealed, self.geo.chunk_offset(index))? != sealed.len() {
             return Err(self.corrupt(index));
         }
         let last = index == self.geo.last_chunk(size);
@@ -355,7 +360,7 @@ impl SealedFile {
             + self.geo.chunk_plain_len(self.size, last)
             + CHUNK_OVERHEAD;
         let mut sealed = vec![0u8; (ct_end - ct_start) as usize];
-        let got = read_full_at(&self.file, &mut sealed, ct_start)?;
+        let got = read_full_at(&*self.file, &mut sealed, ct_start)?;
         if got != sealed.len() {
             return Err(self.corrupt(first + got as u64 / self.geo.sealed_chunk_len()));
         }
@@ -454,7 +459,7 @@ impl SealedFile {
                 // A cut: done if the new final chunk is in place, else untouched.
                 let k = self.geo.last_chunk(new);
                 if self.read_chunk(k, new).is_ok() {
-                    let _ = sys::ftruncate(self.file.as_fd(), self.geo.sealed_len(new));
+                    let _ = self.file.set_len(self.geo.sealed_len(new));
                     self.size = new;
                 } else {
                     self.size = old;
@@ -475,7 +480,7 @@ impl SealedFile {
         self.seal_chunk_into(&mut out, k, plain, true)?;
         let off = self.geo.chunk_offset(k);
         self.file.write_all_at(&out, off)?;
-        sys::ftruncate(self.file.as_fd(), off + out.len() as u64)?;
+        self.file.set_len(off + out.len() as u64)?;
         Ok(())
     }
 
@@ -499,9 +504,9 @@ impl SealedFile {
         if new > old {
             let max = *self
                 .max_size
-                .get_or_insert_with(|| growth::max_plain_size(self.file.as_fd(), &self.geo));
+                .get_or_insert_with(|| growth::max_plain_size(self.file.fd(), &self.geo));
             growth::admit(
-                self.file.as_fd(),
+                self.file.fd(),
                 &self.geo,
                 self.geo.sealed_len(old),
                 new,
@@ -612,16 +617,16 @@ impl SealedFile {
     /// Flushes data (and with `!datasync`, metadata) to stable storage.
     pub fn sync(&self, datasync: bool) -> Result<()> {
         if datasync {
-            sys::fdatasync(self.file.as_fd())?;
+            self.file.sync(true)?;
         } else {
-            sys::fsync(self.file.as_fd())?;
+            self.file.sync(false)?;
         }
         Ok(())
     }
 }
 
 /// `pread` until `buf` is full or end of file; returns the bytes read.
-fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+fn read_full_at(f: &dyn Backing, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match f.read_at(&mut buf[got..], offset + got as u64) {

@@ -2,6 +2,7 @@
 //! operations the CLI and the FUSE layer compose.
 
 pub mod admin;
+pub mod backing;
 mod conflicts;
 mod dir;
 mod file;
