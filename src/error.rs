@@ -1,5 +1,6 @@
 //! The one error type of the vault library. Every variant maps to an errno
 //! for the FUSE layer and to one clear line (and an exit status) for the CLI.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

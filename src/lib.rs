@@ -28,6 +28,7 @@ pub mod crypto;
 pub mod error;
 pub mod format;
 pub mod fs;
+pub mod os;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -1,4 +1,5 @@
 //! The `sealfs` binary: parse, dispatch, map errors to exit codes.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 

@@ -117,6 +117,49 @@ fn secret_service_from_gnome_keyring() {
     check(&String::from_utf8_lossy(&o.stdout), "Secret Service");
 }
 
+/// `sealfs mount --keyring` with the password from the Secret Service: the
+/// client starts threads, so the daemon must be forked before it asks
+/// (a fork with other threads running is refused).
+#[test]
+fn a_mount_takes_its_password_from_the_secret_service() {
+    tool("dbus-run-session");
+    tool("gnome-keyring-daemon");
+    let (tmp, v, pw) = vault();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = mnt.to_str().unwrap();
+    let inner = format!(
+        "printf unlock-pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1\n\
+         for i in $(seq 200); do dbus-send --session --print-reply --dest=org.freedesktop.DBus \
+           /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets \
+           2>/dev/null | grep -q 'boolean true' && break; sleep 0.05; done\n\
+         {BIN} keyring save --passfile {pw} {v} 2>&1; echo \"save=$?\"\n\
+         {BIN} mount --keyring {v} {m} 2>&1; echo \"mount=$?\"\n\
+         cat {m}/a.txt; echo \"read=$?\"\n\
+         {BIN} umount {m} 2>&1; echo \"umount=$?\""
+    );
+    let home = tempfile::tempdir().unwrap();
+    let o = Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", &inner])
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    if common::mount::mount_line(&mnt).is_some() {
+        let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+    }
+    for want in [
+        "save=0",
+        "mount=0",
+        "keyring test password 9f3a\nread=0",
+        "umount=0",
+    ] {
+        assert!(out.contains(want), "expected {want:?} in:\n{out}");
+    }
+}
+
 #[test]
 fn no_keyring_service_is_one_clear_line() {
     let (_tmp, v, _pw) = vault();

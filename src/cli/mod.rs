@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions and one module per command.
 //! Each command is a thin adapter over the vault library.
+#![forbid(unsafe_code)]
 
 mod completions;
 mod fuse_mount;

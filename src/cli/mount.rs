@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::{PassArgs, fuse_mount, password};
 use crate::fs::SealFs;
+use crate::vault::sys::Stat;
 use crate::vault::{Secret, Vault, sys};
 use crate::{Error, Result};
 
@@ -35,7 +36,7 @@ fn pid_file(mountpoint: &Path) -> String {
 }
 
 /// The pid holding a flock on the inode `st` (from /proc/locks).
-fn flock_holder(st: &libc::stat) -> Option<i32> {
+fn flock_holder(st: &Stat) -> Option<i32> {
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let want = format!(
         "{:02x}:{:02x}:{}",
@@ -112,29 +113,17 @@ fn lock_vault(vault: &Path) -> Result<OwnedFd> {
     }
 }
 
-/// Blocks SIGINT/SIGTERM/SIGHUP in this (and every later) thread and starts a
-/// thread that unmounts our mount when one arrives; the session then ends
-/// normally. Before the mount is made, a signal ends the daemon.
+/// Starts a thread that unmounts our mount when SIGINT, SIGTERM or SIGHUP
+/// arrives (signal-hook replaces their default action, so none of them
+/// kills the daemon mid-write); the session then ends normally. Before the
+/// mount is made, a signal ends the daemon.
 fn handle_signals(ours: fuse_mount::Ours) -> Result<()> {
-    // SAFETY: sigset manipulation on a local, then pthread_sigmask of this thread.
-    let set = unsafe {
-        let mut set = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("sealfs-signals".into())
         .spawn(move || {
-            loop {
-                let mut sig = 0;
-                // SAFETY: `set` is a valid signal set; sigwait writes the signal number.
-                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-                    continue;
-                }
+            if let Some(sig) = signals.forever().next() {
                 if ours.device().is_none() {
                     log::info!("signal {sig} before the mount was made: exiting");
                     std::process::exit(1);
@@ -145,7 +134,6 @@ fn handle_signals(ours: fuse_mount::Ours) -> Result<()> {
                     log::warn!("unmount: {e}; detaching lazily");
                     ours.detach();
                 }
-                return;
             }
         })?;
     Ok(())
@@ -304,19 +292,12 @@ fn detach_stdio(log: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
-    Vault::info(a.vault)?;
-    super::refuse_unfinished_full_rekey(a.vault)?;
-    let mnt = fuse_mount::check_mountpoint(a.mountpoint)?;
-    let source = std::fs::canonicalize(a.vault)?;
-    fuse_mount::preflight(&fuse_mount::Request {
-        source: &source,
-        mountpoint: &mnt,
-        read_only: a.read_only,
-        allow_other: a.allow_other,
-        no_exec: a.no_exec,
-    })?;
-    let lock = lock_vault(a.vault)?;
+/// What the daemon tells `sealfs mount` when the password was wrong.
+const WRONG_PASSWORD: &str = "WRONG-PASSWORD";
+
+/// Asks for the password (terminal, file, command or keyring) and unlocks,
+/// with the warnings a mount gives.
+fn unlock(a: &MountArgs<'_>) -> Result<Vault> {
     let pw = password::existing(a.pass, a.vault)?;
     let vault = Vault::unlock(a.vault, Secret::Password(&pw))?;
     drop(pw);
@@ -331,20 +312,47 @@ pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
             "sealfs: warning: a rekey of this vault is unfinished; run `sealfs rekey` when it is unmounted"
         );
     }
+    Ok(vault)
+}
+
+pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
+    Vault::info(a.vault)?;
+    super::refuse_unfinished_full_rekey(a.vault)?;
+    let mnt = fuse_mount::check_mountpoint(a.mountpoint)?;
+    let source = std::fs::canonicalize(a.vault)?;
+    fuse_mount::preflight(&fuse_mount::Request {
+        source: &source,
+        mountpoint: &mnt,
+        read_only: a.read_only,
+        allow_other: a.allow_other,
+        no_exec: a.no_exec,
+    })?;
+    let lock = lock_vault(a.vault)?;
     raise_fd_limit();
     if a.foreground {
+        let vault = unlock(a)?;
         let r = serve(&vault, &mnt, a, None);
         drop(lock);
         return r;
     }
+    // The daemon is forked before anything starts a thread (a keyring
+    // client does), and reads the password itself, still on this terminal;
+    // the keys never exist in this process.
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // SAFETY: no other threads exist yet in this process, so fork is safe.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error().into()),
-        0 => {
+    match crate::os::process::fork()? {
+        crate::os::process::Forked::Child => {
             drop(rd);
-            // Memory locks do not survive fork: lock the keys' pages again.
-            crate::crypto::secmem::relock();
+            let vault = match unlock(a) {
+                Ok(v) => v,
+                Err(e) => {
+                    let msg = match e {
+                        Error::WrongPassword => WRONG_PASSWORD.to_string(),
+                        e => e.to_string(),
+                    };
+                    let _ = writeln!(std::fs::File::from(wr), "{msg}");
+                    std::process::exit(1);
+                }
+            };
             // A session of its own: the terminal's hangup does not reach it.
             let _ = rustix::process::setsid();
             let _ = detach_stdio(log_file);
@@ -361,21 +369,18 @@ pub fn mount(a: &MountArgs<'_>, log_file: Option<&Path>) -> Result<()> {
             drop(lock);
             std::process::exit(code);
         }
-        _child => {
+        crate::os::process::Forked::Parent(_) => {
             drop(wr);
             drop(lock);
             let mut msg = String::new();
             let _ = std::fs::File::from(rd).read_to_string(&mut msg);
-            if msg.trim() == "OK" {
-                Ok(())
-            } else if msg.trim().is_empty() {
-                Err(Error::Config(
+            match msg.trim() {
+                "OK" => Ok(()),
+                WRONG_PASSWORD => Err(Error::WrongPassword),
+                "" => Err(Error::Config(
                     "the mount daemon exited before the mount was ready".into(),
-                ))
-            } else {
-                Err(Error::Config(
-                    msg.trim().trim_start_matches("sealfs: ").to_string(),
-                ))
+                )),
+                m => Err(Error::Config(m.trim_start_matches("sealfs: ").to_string())),
             }
         }
     }

@@ -5,7 +5,7 @@ use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 
 use super::keys::{SecretKey, random_array};
-use super::secmem::Locked;
+use crate::os::keymem::Locked;
 
 /// Bytes of nonce stored in front of every sealed message.
 pub const NONCE_LEN: usize = 12;

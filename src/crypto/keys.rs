@@ -2,12 +2,12 @@
 
 use zeroize::Zeroize;
 
-use super::secmem::Locked;
+use crate::os::keymem::Locked;
 
 /// Length of every symmetric key in sealfs (256 bits).
 pub const KEY_LEN: usize = 32;
 
-/// A 256-bit secret. Lives in locked, no-dump key memory (`secmem`), so
+/// A 256-bit secret. Lives in locked, no-dump key memory (`os::keymem`), so
 /// moves leave no copies behind; is wiped on drop and has a `Debug` that
 /// prints nothing secret.
 pub struct SecretKey(Locked<[u8; KEY_LEN]>);

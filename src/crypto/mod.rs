@@ -1,11 +1,11 @@
 //! Cryptographic primitives, composed from audited crates only: AES-256-GCM-SIV
 //! (`aes-gcm-siv`), Argon2id (`argon2`), BLAKE3 (`blake3`), X25519 (`x25519-dalek`) and the OS random
 //! generator (`getrandom`). Nothing here invents a cipher, MAC or KDF.
+#![forbid(unsafe_code)]
 
 mod aead;
 mod kdf;
 mod keys;
-pub mod secmem;
 mod slotwrap;
 
 pub use aead::{Cipher, NONCE_LEN, TAG_LEN, open_detached, seal_detached};

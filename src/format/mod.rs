@@ -1,6 +1,7 @@
 //! Byte layouts of everything sealfs stores in a vault. Pure functions over
 //! bytes; the crypto happens in `crypto`, the I/O in `vault`. The normative
 //! description is `man/sealfs-format.5`.
+#![forbid(unsafe_code)]
 
 pub mod base64url;
 pub mod chunk;

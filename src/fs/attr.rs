@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType, INodeNo};
 
 use crate::vault::Kind;
+use crate::vault::sys::Stat;
 
 pub fn file_type(kind: Kind) -> FileType {
     match kind {
@@ -29,7 +30,7 @@ fn time(sec: i64, nsec: i64) -> SystemTime {
 }
 
 /// Attributes of inode `ino` with plaintext size `size`.
-pub fn from_stat(ino: u64, st: &libc::stat, size: u64) -> FileAttr {
+pub fn from_stat(ino: u64, st: &Stat, size: u64) -> FileAttr {
     let kind = Kind::from_mode(st.st_mode);
     FileAttr {
         ino: INodeNo(ino),

@@ -1,6 +1,7 @@
 //! The FUSE adapter: each handler is one call of an operation in `ops`
 //! (`fn(..) -> Result<T>`) and a single reply. Panics are caught and
 //! answered with EIO, so no request can take the daemon down.
+#![forbid(unsafe_code)]
 
 mod activity;
 mod attr;

@@ -13,6 +13,7 @@ use super::fdcache::{self, Cached, FdCache};
 use super::inodes::{self, Anchor, Inodes, Node, OpenFile, Place};
 use super::requester::Requester;
 use crate::error::{Error, Result};
+use crate::vault::sys::Stat;
 use crate::vault::{Dir, Kind, Listed, SealedFile, Vault, VaultKeys, sys};
 
 pub struct SealFs {
@@ -202,7 +203,7 @@ impl SealFs {
     }
 
     /// Checks that stat `st` (with birth `stamp`) is the node's vault inode.
-    fn verify(&self, node: &Node, st: &libc::stat, stamp: u64) -> Result<()> {
+    fn verify(&self, node: &Node, st: &Stat, stamp: u64) -> Result<()> {
         let same = self.fuse_ino(st.st_ino) == node.ino
             && Kind::from_mode(st.st_mode) == node.kind
             && (node.stamp == 0 || stamp == 0 || node.stamp == stamp);
@@ -292,7 +293,7 @@ impl SealFs {
     }
 
     /// The stat of a node's vault inode (and its birth time).
-    fn stat_node(&self, node: &Arc<Node>) -> Result<libc::stat> {
+    fn stat_node(&self, node: &Arc<Node>) -> Result<Stat> {
         if node.ino == 1 {
             return Ok(sys::statx(self.root_fd.as_fd(), b"")?.0);
         }
@@ -385,12 +386,7 @@ impl SealFs {
 
     /// Attributes of a node whose vault inode has stat `st`; `at` is the
     /// directory and entry it was just found under, if known.
-    fn attr_with(
-        &self,
-        node: &Arc<Node>,
-        st: &libc::stat,
-        at: Option<(&Dir, &str)>,
-    ) -> Result<FileAttr> {
+    fn attr_with(&self, node: &Arc<Node>, st: &Stat, at: Option<(&Dir, &str)>) -> Result<FileAttr> {
         let size = match node.kind {
             Kind::File => match self.cache.peek_file(node.ino, node.generation) {
                 Some(f) => lock_read(&f).size(),
@@ -451,7 +447,7 @@ impl SealFs {
 
     /// Counts one kernel lookup of the vault inode `st` (birth `stamp`),
     /// found as `entry` in the directory of `pnode`.
-    fn node_at(&self, st: &libc::stat, stamp: u64, pnode: &Arc<Node>, entry: &str) -> Arc<Node> {
+    fn node_at(&self, st: &Stat, stamp: u64, pnode: &Arc<Node>, entry: &str) -> Arc<Node> {
         self.inodes.lookup(
             self.fuse_ino(st.st_ino),
             stamp,
@@ -462,7 +458,7 @@ impl SealFs {
     }
 
     /// The node the kernel knows for the vault inode `st` (birth `stamp`).
-    fn known(&self, st: &libc::stat, stamp: u64) -> Option<Arc<Node>> {
+    fn known(&self, st: &Stat, stamp: u64) -> Option<Arc<Node>> {
         self.inodes.find(self.fuse_ino(st.st_ino), stamp)
     }
 
@@ -493,7 +489,7 @@ impl SealFs {
 
     /// Gives a new entry to the caller and the right group (set-gid
     /// directories); returns the entry's stat afterwards.
-    fn own(&self, dir: &Dir, node_fd: BorrowedFd<'_>, who: Caller) -> Result<(libc::stat, u64)> {
+    fn own(&self, dir: &Dir, node_fd: BorrowedFd<'_>, who: Caller) -> Result<(Stat, u64)> {
         let pst = sys::fstat(dir.fd())?;
         let gid = if pst.st_mode & libc::S_ISGID != 0 {
             None
@@ -517,7 +513,7 @@ impl SealFs {
         entry: &str,
         fd: BorrowedFd<'_>,
         who: Caller,
-    ) -> Result<(Arc<Node>, libc::stat)> {
+    ) -> Result<(Arc<Node>, Stat)> {
         let (st, stamp) = self.own(dir, fd, who)?;
         Ok((self.node_at(&st, stamp, pnode, entry), st))
     }
@@ -950,7 +946,7 @@ impl SealFs {
         Ok(added)
     }
 
-    pub fn statfs(&self) -> Result<libc::statvfs> {
+    pub fn statfs(&self) -> Result<crate::vault::sys::StatVfs> {
         Ok(sys::fstatvfs(self.root_fd.as_fd())?)
     }
 

@@ -23,14 +23,6 @@ pub fn reply_sized(reply: ReplyXattr, size: u32, r: std::result::Result<Vec<u8>,
     }
 }
 
-fn check(r: libc::ssize_t) -> Result<usize> {
-    if r < 0 {
-        Err(std::io::Error::last_os_error().into())
-    } else {
-        Ok(r as usize)
-    }
-}
-
 impl SealFs {
     fn backing_name(&self, name: &OsStr) -> Result<CString> {
         let b = sys::bytes(name);
@@ -58,18 +50,7 @@ impl SealFs {
         let bname = self.backing_name(name)?;
         let sealed = self.keys().names.seal_xattr(bname.as_bytes(), value)?;
         let (_node, fd) = self.xattr_fd(ino)?;
-        let p = sys::proc_path(fd.as_fd());
-        // SAFETY: valid C strings and a buffer of the given length.
-        let r = unsafe {
-            libc::setxattr(
-                p.as_ptr(),
-                bname.as_ptr(),
-                sealed.as_ptr().cast(),
-                sealed.len(),
-                flags,
-            )
-        };
-        check(r as libc::ssize_t).map(drop)
+        Ok(sys::setxattr_fd(fd.as_fd(), &bname, &sealed, flags)?)
     }
 
     pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
@@ -79,17 +60,8 @@ impl SealFs {
         // altogether only on ENOSYS, so user attributes keep working.)
         let bname = self.backing_name(name)?;
         let (node, fd) = self.xattr_fd(ino)?;
-        let p = sys::proc_path(fd.as_fd());
         let mut buf = vec![0u8; MAX_VALUE + 64];
-        // SAFETY: valid C strings; `buf` is writable for its length.
-        let n = check(unsafe {
-            libc::getxattr(
-                p.as_ptr(),
-                bname.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        })?;
+        let n = sys::getxattr_fd(fd.as_fd(), &bname, &mut buf)?;
         self.keys()
             .names
             .open_xattr(bname.as_bytes(), &buf[..n])
@@ -102,14 +74,9 @@ impl SealFs {
 
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
         let (_node, fd) = self.xattr_fd(ino)?;
-        let p = sys::proc_path(fd.as_fd());
-        // SAFETY: a null buffer of size 0 asks for the needed size.
-        let need = check(unsafe { libc::listxattr(p.as_ptr(), std::ptr::null_mut(), 0) })?;
-        let mut buf = vec![0u8; need + 256];
-        // SAFETY: `buf` is writable for its length.
-        let n = check(unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })?;
+        let buf = sys::listxattr_fd(fd.as_fd())?;
         let mut out = Vec::new();
-        for raw in buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        for raw in buf.split(|&b| b == 0).filter(|s| !s.is_empty()) {
             let Some(enc) = raw.strip_prefix(PREFIX.as_bytes()) else {
                 continue;
             };
@@ -131,8 +98,6 @@ impl SealFs {
             Err(e) => return Err(e),
         };
         let (_node, fd) = self.xattr_fd(ino)?;
-        let p = sys::proc_path(fd.as_fd());
-        // SAFETY: valid C strings.
-        check(unsafe { libc::removexattr(p.as_ptr(), bname.as_ptr()) } as libc::ssize_t).map(drop)
+        Ok(sys::removexattr_fd(fd.as_fd(), &bname)?)
     }
 }

@@ -27,6 +27,7 @@ use crate::format::names::{VaultEntry, classify, hashed_long_name, sidecar_of, v
 
 use super::dir::Dir;
 use super::sys;
+use crate::vault::sys::Stat;
 
 /// How long an index of a changed directory may still answer lookups.
 pub(crate) const STALE_FOR: Duration = Duration::from_millis(500);
@@ -41,7 +42,7 @@ const CACHED_DIRS: usize = 4096;
 struct Stamp([i64; 6]);
 
 impl Stamp {
-    fn of(st: &libc::stat) -> Stamp {
+    fn of(st: &Stat) -> Stamp {
         Stamp([
             st.st_mtime,
             st.st_mtime_nsec,
@@ -100,7 +101,7 @@ impl Index {
 /// A directory: its device, inode and the start of its ID.
 type Key = (u64, u64, [u8; 8]);
 
-fn key_of(st: &libc::stat, dir: &Dir) -> Key {
+fn key_of(st: &Stat, dir: &Dir) -> Key {
     let mut id = [0u8; 8];
     id.copy_from_slice(&dir.id().0[..8]);
     (st.st_dev, st.st_ino, id)
@@ -224,7 +225,7 @@ struct Found {
     plain_first: bool,
 }
 
-fn build(dir: &Dir, st: &libc::stat) -> Result<Index> {
+fn build(dir: &Dir, st: &Stat) -> Result<Index> {
     let racy = !settled(st.st_ctime, st.st_ctime_nsec) || !settled(st.st_mtime, st.st_mtime_nsec);
     let built = Instant::now();
     let raws = sys::read_dir(dir.fd())?;

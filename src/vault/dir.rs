@@ -17,6 +17,7 @@ use super::file::SealedFile;
 use super::keys::VaultKeys;
 use super::sys;
 use super::warn_once;
+use crate::vault::sys::Stat;
 
 /// Why a long name does not decode when its sidecar has not arrived (yet).
 pub(crate) const MISSING_SIDECAR: &str = "long name's .name sidecar is missing (not synced yet?)";
@@ -329,13 +330,13 @@ impl Dir {
     }
 
     /// `lstat` of an entry by plaintext name.
-    pub fn stat(&self, name: &OsStr) -> Result<libc::stat> {
+    pub fn stat(&self, name: &OsStr) -> Result<Stat> {
         let dn = self.find(name)?;
         Ok(sys::fstatat(self.fd(), dn.entry().as_bytes())?)
     }
 
     /// Opens an entry as an `O_PATH` fd (for the FUSE inode table), with its stat.
-    pub fn open_path(&self, name: &OsStr) -> Result<(OwnedFd, libc::stat, DiskName)> {
+    pub fn open_path(&self, name: &OsStr) -> Result<(OwnedFd, Stat, DiskName)> {
         let dn = self.find(name)?;
         let fd = sys::openat(self.fd(), dn.entry().as_bytes(), libc::O_PATH, 0)?;
         let st = sys::fstat(fd.as_fd())?;

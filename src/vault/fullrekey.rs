@@ -28,6 +28,7 @@ use super::file::SealedFile;
 use super::keys::VaultKeys;
 use super::walk::{count_files, walk};
 use super::{Vault, sys};
+use crate::vault::sys::Stat;
 
 const XATTR_PREFIX: &[u8] = b"user.sealfs.";
 
@@ -95,7 +96,7 @@ fn convert_xattrs(
     Ok(())
 }
 
-fn times(st: &libc::stat) -> [libc::timespec; 2] {
+fn times(st: &Stat) -> [libc::timespec; 2] {
     [
         libc::timespec {
             tv_sec: st.st_atime,
@@ -162,7 +163,7 @@ impl Converter<'_> {
         d: &Dir,
         tmp: &str,
         new: &crate::format::names::DiskName,
-        st: &libc::stat,
+        st: &Stat,
         uid: Option<u32>,
         gid: Option<u32>,
         chmod: bool,

@@ -1,5 +1,6 @@
 //! An unlocked vault: the root directory fd plus the vault keys, and the
 //! operations the CLI and the FUSE layer compose.
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod backing;

@@ -4,54 +4,65 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-fn cstr(name: &[u8]) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+/// File status as `stat(2)` gives it: the fields of `struct stat` the vault
+/// uses, with the same names and types, filled from `statx(2)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    pub st_dev: u64,
+    pub st_ino: u64,
+    pub st_nlink: u64,
+    pub st_mode: u32,
+    pub st_uid: u32,
+    pub st_gid: u32,
+    pub st_rdev: u64,
+    pub st_size: i64,
+    pub st_blksize: i64,
+    pub st_blocks: i64,
+    pub st_atime: i64,
+    pub st_atime_nsec: i64,
+    pub st_mtime: i64,
+    pub st_mtime_nsec: i64,
+    pub st_ctime: i64,
+    pub st_ctime_nsec: i64,
 }
 
-fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+/// Filesystem statistics (statvfs).
+pub type StatVfs = rustix::fs::StatVfs;
+
+fn oflags(flags: i32) -> OFlags {
+    OFlags::from_bits_retain(flags as _)
+}
+
+fn mode(m: u32) -> Mode {
+    Mode::from_raw_mode(m as _)
 }
 
 /// `openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`.
-pub fn openat(dir: BorrowedFd<'_>, name: &[u8], flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn openat(dir: BorrowedFd<'_>, name: &[u8], flags: i32, mode_bits: u32) -> io::Result<OwnedFd> {
     if flags & libc::O_CREAT != 0 {
         crash_point();
     }
-    let c = cstr(name)?;
-    // SAFETY: `c` is a valid NUL-terminated string and `dir` a live fd; on
-    // success the kernel returns a new fd that we exclusively own.
-    let fd = check(unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            mode,
-        )
-    })?;
-    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        oflags(flags) | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        mode(mode_bits),
+    )?)
 }
 
 /// Opens a directory by absolute or relative path (only for the vault root
 /// and mountpoint given on the command line).
 pub fn open_dir_path(path: &std::path::Path) -> io::Result<OwnedFd> {
-    let c = cstr(path.as_os_str().as_bytes())?;
-    // SAFETY: valid C string; new fd owned by us on success.
-    let fd = check(unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    })?;
-    // SAFETY: fresh fd from open.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Opens a subdirectory for listing and as a dirfd.
@@ -59,14 +70,14 @@ pub fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
     openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
 }
 
-/// Reopens an `O_PATH` (or any) fd with new flags through `/proc/self/fd`.
+/// Reopens an `O_PATH` (or any) fd with new flags through `/proc/self/fd`
+/// (the magic link names the inode `fd` refers to).
 pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
-    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let c = cstr(path.as_bytes())?;
-    // SAFETY: valid C string; the magic link names the inode `fd` refers to.
-    let fd = check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) })?;
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::fs::open(
+        proc_path(fd).as_c_str(),
+        oflags(flags) | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// The `/proc/self/fd/N` path of an fd, for calls that lack an fd variant.
@@ -75,36 +86,45 @@ pub fn proc_path(fd: BorrowedFd<'_>) -> CString {
     CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
 }
 
-pub fn fstatat(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<libc::stat> {
-    let c = cstr(name)?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is a valid out-pointer of the right type; `c` is valid.
-    check(unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    // SAFETY: fstatat succeeded, so it filled `st`.
-    Ok(unsafe { st.assume_init() })
+fn from_statx(x: &rustix::fs::Statx) -> Stat {
+    Stat {
+        st_dev: rustix::fs::makedev(x.stx_dev_major, x.stx_dev_minor),
+        st_ino: x.stx_ino,
+        st_nlink: u64::from(x.stx_nlink),
+        st_mode: u32::from(x.stx_mode),
+        st_uid: x.stx_uid,
+        st_gid: x.stx_gid,
+        st_rdev: rustix::fs::makedev(x.stx_rdev_major, x.stx_rdev_minor),
+        st_size: x.stx_size as i64,
+        st_blksize: i64::from(x.stx_blksize),
+        st_blocks: x.stx_blocks as i64,
+        st_atime: x.stx_atime.tv_sec,
+        st_atime_nsec: i64::from(x.stx_atime.tv_nsec),
+        st_mtime: x.stx_mtime.tv_sec,
+        st_mtime_nsec: i64::from(x.stx_mtime.tv_nsec),
+        st_ctime: x.stx_ctime.tv_sec,
+        st_ctime_nsec: i64::from(x.stx_ctime.tv_nsec),
+    }
 }
 
-pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid out-pointer; an empty path with AT_EMPTY_PATH stats `fd`
-    // itself, which also works for O_PATH fds.
-    check(unsafe {
-        libc::fstatat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    // SAFETY: filled by a successful fstatat.
-    Ok(unsafe { st.assume_init() })
+fn statx_raw(dir: BorrowedFd<'_>, name: &[u8], extra: AtFlags) -> io::Result<rustix::fs::Statx> {
+    use rustix::fs::StatxFlags;
+    Ok(rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_SYNC_AS_STAT | extra,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+    )?)
+}
+
+/// `lstat` of `dir/name`.
+pub fn fstatat(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Stat> {
+    Ok(from_statx(&statx_raw(dir, name, AtFlags::empty())?))
+}
+
+/// Status of the inode `fd` refers to (works for O_PATH fds).
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
+    Ok(from_statx(&statx_raw(fd, b"", AtFlags::EMPTY_PATH)?))
 }
 
 /// `lstat` through `statx`, with the inode's birth time folded into one
@@ -112,44 +132,14 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
 /// Inode numbers are reused once an inode is freed; (inode, birth time) is
 /// not, so the FUSE layer uses the pair to recognise an entry again.
 /// `name` empty stats `dir` itself.
-pub fn statx(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(libc::stat, u64)> {
-    let c = cstr(name)?;
-    let mut flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
-    if name.is_empty() {
-        flags |= libc::AT_EMPTY_PATH;
-    }
-    let mut sx = std::mem::MaybeUninit::<libc::statx>::zeroed();
-    // SAFETY: `c` is a valid C string, `sx` a valid out-pointer of the right type.
-    check(unsafe {
-        libc::statx(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            flags,
-            libc::STATX_BASIC_STATS | libc::STATX_BTIME,
-            sx.as_mut_ptr(),
-        )
-    })?;
-    // SAFETY: statx succeeded and filled `sx` (zeroed before, so every byte is initialised).
-    let x = unsafe { sx.assume_init() };
-    // SAFETY: libc::stat is plain old data; all-zero is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    st.st_dev = libc::makedev(x.stx_dev_major, x.stx_dev_minor);
-    st.st_ino = x.stx_ino;
-    st.st_nlink = u64::from(x.stx_nlink) as _;
-    st.st_mode = u32::from(x.stx_mode);
-    st.st_uid = x.stx_uid;
-    st.st_gid = x.stx_gid;
-    st.st_rdev = libc::makedev(x.stx_rdev_major, x.stx_rdev_minor);
-    st.st_size = x.stx_size as i64;
-    st.st_blksize = i64::from(x.stx_blksize) as _;
-    st.st_blocks = x.stx_blocks as i64;
-    st.st_atime = x.stx_atime.tv_sec;
-    st.st_atime_nsec = i64::from(x.stx_atime.tv_nsec);
-    st.st_mtime = x.stx_mtime.tv_sec;
-    st.st_mtime_nsec = i64::from(x.stx_mtime.tv_nsec);
-    st.st_ctime = x.stx_ctime.tv_sec;
-    st.st_ctime_nsec = i64::from(x.stx_ctime.tv_nsec);
-    let stamp = if x.stx_mask & libc::STATX_BTIME != 0 {
+pub fn statx(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(Stat, u64)> {
+    let extra = if name.is_empty() {
+        AtFlags::EMPTY_PATH
+    } else {
+        AtFlags::empty()
+    };
+    let x = statx_raw(dir, name, extra)?;
+    let stamp = if x.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0 {
         (x.stx_btime.tv_sec as u64)
             .wrapping_mul(1_000_000_000)
             .wrapping_add(u64::from(x.stx_btime.tv_nsec))
@@ -157,7 +147,7 @@ pub fn statx(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(libc::stat, u64)> 
     } else {
         0
     };
-    Ok((st, stamp))
+    Ok((from_statx(&x), stamp))
 }
 
 /// Test hook for crash tests (debug builds only): with
@@ -231,20 +221,21 @@ pub fn open_dir_beneath(root: BorrowedFd<'_>, rel: &std::path::Path) -> io::Resu
     )?)
 }
 
-pub fn mkdirat(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &[u8], mode_bits: u32) -> io::Result<()> {
     crash_point();
-    let c = cstr(name)?;
-    // SAFETY: valid C string and fd.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) }).map(drop)
+    Ok(rustix::fs::mkdirat(dir, name, mode(mode_bits))?)
 }
 
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &[u8], flags: i32) -> io::Result<()> {
     crash_point();
-    let c = cstr(name)?;
-    // SAFETY: valid C string and fd.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) }).map(drop)
+    Ok(rustix::fs::unlinkat(
+        dir,
+        name,
+        AtFlags::from_bits_retain(flags as _),
+    )?)
 }
 
+/// renameat2(2); it never follows the final component.
 pub fn renameat2(
     from_dir: BorrowedFd<'_>,
     from: &[u8],
@@ -253,165 +244,128 @@ pub fn renameat2(
     flags: u32,
 ) -> io::Result<()> {
     crash_point();
-    let a = cstr(from)?;
-    let b = cstr(to)?;
-    // SAFETY: valid C strings and fds; renameat2 never follows the final component.
-    check(unsafe {
-        libc::renameat2(
-            from_dir.as_raw_fd(),
-            a.as_ptr(),
-            to_dir.as_raw_fd(),
-            b.as_ptr(),
-            flags,
-        )
-    })
-    .map(drop)
+    Ok(rustix::fs::renameat_with(
+        from_dir,
+        from,
+        to_dir,
+        to,
+        rustix::fs::RenameFlags::from_bits_retain(flags as _),
+    )?)
 }
 
 pub fn symlinkat(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     crash_point();
-    let t = cstr(target)?;
-    let c = cstr(name)?;
-    // SAFETY: valid C strings and fd.
-    check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) }).map(drop)
+    Ok(rustix::fs::symlinkat(target, dir, name)?)
 }
 
 /// Reads a symlink; `name` empty reads the link an `O_PATH` fd refers to.
 pub fn readlinkat(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
-    let c = cstr(name)?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: `buf` is writable for its full length.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+    Ok(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes())
 }
 
 /// Makes a new hard link `to_dir/to` to the inode `fd` refers to.
+/// AT_SYMLINK_FOLLOW resolves only the /proc magic link to the inode we
+/// hold, never a vault symlink.
 pub fn link_fd(fd: BorrowedFd<'_>, to_dir: BorrowedFd<'_>, to: &[u8]) -> io::Result<()> {
-    let p = proc_path(fd);
-    let b = cstr(to)?;
-    // SAFETY: valid C strings and fds. AT_SYMLINK_FOLLOW resolves only the
-    // /proc magic link to the inode we hold, not a vault symlink.
-    check(unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            p.as_ptr(),
-            to_dir.as_raw_fd(),
-            b.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    })
-    .map(drop)
+    Ok(rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc_path(fd).as_c_str(),
+        to_dir,
+        to,
+        AtFlags::SYMLINK_FOLLOW,
+    )?)
 }
 
-pub fn mknodat(dir: BorrowedFd<'_>, name: &[u8], mode: u32, dev: u64) -> io::Result<()> {
+pub fn mknodat(dir: BorrowedFd<'_>, name: &[u8], mode_bits: u32, dev: u64) -> io::Result<()> {
     crash_point();
-    let c = cstr(name)?;
-    // SAFETY: valid C string and fd.
-    check(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode, dev) }).map(drop)
+    Ok(rustix::fs::mknodat(
+        dir,
+        name,
+        rustix::fs::FileType::from_raw_mode(mode_bits as _),
+        mode(mode_bits & !libc::S_IFMT),
+        dev,
+    )?)
 }
 
 /// chmod of the inode `fd` refers to (works for O_PATH fds).
-pub fn fchmod_any(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
-    let p = proc_path(fd);
-    // SAFETY: valid C string.
-    check(unsafe { libc::chmod(p.as_ptr(), mode) }).map(drop)
+pub fn fchmod_any(fd: BorrowedFd<'_>, mode_bits: u32) -> io::Result<()> {
+    Ok(rustix::fs::chmod(
+        proc_path(fd).as_c_str(),
+        mode(mode_bits),
+    )?)
 }
 
 /// chown of the inode `fd` refers to, never following a symlink.
 pub fn fchown_any(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    let u = uid.unwrap_or(u32::MAX);
-    let g = gid.unwrap_or(u32::MAX);
-    // SAFETY: empty path with AT_EMPTY_PATH operates on `fd` itself.
-    check(unsafe {
-        libc::fchownat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            u,
-            g,
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
+    Ok(rustix::fs::chownat(
+        fd,
+        c"",
+        uid.map(rustix::fs::Uid::from_raw),
+        gid.map(rustix::fs::Gid::from_raw),
+        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// Sets atime/mtime of the inode `fd` refers to (works for O_PATH fds,
-/// including symlinks, which are never followed).
+/// including symlinks, which are never followed). `tv_nsec` may be
+/// `UTIME_NOW` or `UTIME_OMIT`.
 pub fn futimens_any(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
-    // SAFETY: an empty path with AT_EMPTY_PATH operates on `fd` itself; `times`
-    // is a two-element array as utimensat requires.
-    check(unsafe {
-        libc::utimensat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            times.as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
+    let ts = |t: &libc::timespec| rustix::fs::Timespec {
+        tv_sec: t.tv_sec,
+        tv_nsec: t.tv_nsec as _,
+    };
+    let t = rustix::fs::Timestamps {
+        last_access: ts(&times[0]),
+        last_modification: ts(&times[1]),
+    };
+    Ok(rustix::fs::utimensat(
+        fd,
+        c"",
+        &t,
+        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: plain syscall on a live fd.
-    check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(drop)
+    Ok(rustix::fs::fsync(fd)?)
 }
 
 pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: plain syscall on a live fd.
-    check(unsafe { libc::fdatasync(fd.as_raw_fd()) }).map(drop)
+    Ok(rustix::fs::fdatasync(fd)?)
 }
 
 pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
-    let len = i64::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-    // SAFETY: plain syscall on a live fd.
-    check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
+    if i64::try_from(len).is_err() {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    }
+    Ok(rustix::fs::ftruncate(fd, len)?)
 }
 
-pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: valid out-pointer.
-    check(unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: filled on success.
-    Ok(unsafe { st.assume_init() })
+pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<StatVfs> {
+    Ok(rustix::fs::fstatvfs(fd)?)
 }
 
-pub fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: valid out-pointer.
-    check(unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: filled on success.
-    Ok(unsafe { st.assume_init() })
+pub fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<rustix::fs::StatFs> {
+    Ok(rustix::fs::fstatfs(fd)?)
 }
 
-/// The (soft, hard) descriptor limit of this process.
+/// The (soft, hard) descriptor limit of this process (`u64::MAX`: none).
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    let mut r = std::mem::MaybeUninit::<libc::rlimit>::uninit();
-    // SAFETY: valid out-pointer of the right type.
-    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, r.as_mut_ptr()) })?;
-    // SAFETY: filled on success.
-    let r = unsafe { r.assume_init() };
-    Ok((r.rlim_cur, r.rlim_max))
+    let r = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    Ok((r.current.unwrap_or(u64::MAX), r.maximum.unwrap_or(u64::MAX)))
 }
 
 /// Sets the soft descriptor limit (at most the hard one).
 pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
     let (_, hard) = nofile_limit()?;
-    let r = libc::rlimit {
-        rlim_cur: soft.min(hard),
-        rlim_max: hard,
-    };
-    // SAFETY: a valid rlimit struct.
-    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }).map(drop)
+    let lim = |v: u64| (v != u64::MAX).then_some(v);
+    Ok(rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: lim(soft.min(hard)),
+            maximum: lim(hard),
+        },
+    )?)
 }
 
 /// One raw directory entry.
@@ -542,4 +496,39 @@ pub fn file_type(mode: u32) -> u32 {
 /// syncfs(2): everything written to the filesystem holding `fd` reaches disk.
 pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::fs::syncfs(fd)?)
+}
+
+/// setxattr(2) on the inode `fd` refers to (works for O_PATH fds).
+pub fn setxattr_fd(
+    fd: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    value: &[u8],
+    flags: i32,
+) -> io::Result<()> {
+    Ok(rustix::fs::setxattr(
+        proc_path(fd).as_c_str(),
+        name,
+        value,
+        rustix::fs::XattrFlags::from_bits_retain(flags as _),
+    )?)
+}
+
+/// getxattr(2) on the inode `fd` refers to, into `buf`; the value's length.
+pub fn getxattr_fd(fd: BorrowedFd<'_>, name: &std::ffi::CStr, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::fs::getxattr(proc_path(fd).as_c_str(), name, buf)?)
+}
+
+/// listxattr(2) of the inode `fd` refers to: NUL-separated names.
+pub fn listxattr_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let p = proc_path(fd);
+    let need = rustix::fs::listxattr_query(p.as_c_str())?;
+    let mut buf = vec![0u8; need + 256];
+    let n = rustix::fs::listxattr(p.as_c_str(), &mut buf[..])?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// removexattr(2) on the inode `fd` refers to.
+pub fn removexattr_fd(fd: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<()> {
+    Ok(rustix::fs::removexattr(proc_path(fd).as_c_str(), name)?)
 }

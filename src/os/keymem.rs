@@ -7,7 +7,7 @@
 //! When locking fails (an ordinary user's `RLIMIT_MEMLOCK` is used up),
 //! sealfs says so once and goes on with unlocked pages: the keys are still
 //! out of core dumps and wiped on free. Locks are not inherited across
-//! fork(2), so a forked daemon calls [`relock`].
+//! fork(2): the mount daemon is forked before any key exists.
 //!
 //! Transient copies a primitive makes on the stack while it runs (GCM-SIV's
 //! per-message keys) are outside what this can reach.
@@ -25,7 +25,7 @@ const CLASSES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
 struct Pools {
     /// Free slots of each class, by address.
     free: [Vec<usize>; CLASSES.len()],
-    /// Every mapping made (address, length), for [`relock`] and the counts.
+    /// Every mapping made (address, length).
     maps: Vec<(usize, usize)>,
 }
 
@@ -138,15 +138,6 @@ unsafe fn free(p: NonNull<u8>, layout: Layout) {
             // nothing refers to it.
             let _ = unsafe { rustix::mm::munmap(p.as_ptr().cast(), len) };
         }
-    }
-}
-
-/// Locks every page of key memory again: fork(2) does not pass locks on
-/// to the child, so a forked daemon calls this first.
-pub fn relock() {
-    let pools = pools();
-    for &(addr, len) in &pools.maps {
-        lock(addr, len);
     }
 }
 
