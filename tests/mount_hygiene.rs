@@ -122,3 +122,26 @@ fn a_mount_without_locked_memory_works_and_says_so_once() {
     );
     assert!(told.contains("ulimit -l"), "{told}");
 }
+
+/// The final sync at unmount failing (a disk error, simulated by a
+/// debug-build hook) is an error of `sealfs umount`, not a silent success;
+/// the next unmount is clean again.
+#[test]
+fn a_failed_final_sync_fails_the_unmount() {
+    let mut m = Mounted::new_under(&["env", "SEALFS_TEST_FAIL_SYNC=1"], &[]);
+    std::fs::write(m.path("f"), b"data").unwrap();
+    m.forget_mounted();
+    let o = common::mount::sealfs(&["umount", common::mount::p(&m.mnt)]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "umount succeeded: {err}");
+    assert!(
+        err.contains("final write to the vault's disk failed"),
+        "{err}"
+    );
+    assert!(m.log().contains("flush at unmount failed"), "{}", m.log());
+    assert!(!m.is_mounted());
+    // Without the fault, the next mount unmounts cleanly (no stale report).
+    m.launcher.clear();
+    m.mount(&[]);
+    m.umount();
+}

@@ -27,6 +27,12 @@ pub struct MountArgs<'a> {
     pub idle_timeout: Option<std::time::Duration>,
 }
 
+/// The name of the file in which the daemon for `mountpoint` leaves why its
+/// final sync failed, for `sealfs umount` to report.
+fn failed_file(mountpoint: &Path) -> String {
+    pid_file(mountpoint).replace(".pid", ".flush-failed")
+}
+
 /// The name of the pid file of the daemon serving `mountpoint`, in the
 /// private runtime directory (see `super::runtime`).
 fn pid_file(mountpoint: &Path) -> String {
@@ -158,6 +164,7 @@ fn serve(
     rustix::process::umask(rustix::fs::Mode::empty());
     let mut fs = SealFs::new(vault, a.read_only)?;
     fs.caching = !a.no_writeback_cache;
+    let flush_failed = fs.flush_failed.clone();
     let source = std::fs::canonicalize(vault.path()).unwrap_or_else(|_| vault.path().to_path_buf());
     let mut cfg = fuser::Config::default();
     let mut opts = vec![
@@ -220,6 +227,8 @@ fn serve(
     };
     tune_readahead(&ours);
     let pidf = pid_file(path);
+    // No report of an earlier mount's failed sync stays behind.
+    crate::vault::runtime::remove_file(&runtime, &failed_file(path));
     // Where `umount` learns whom to wait for; a failure here stops the mount
     // (an unmount that cannot wait for the flush would lose data silently).
     let record = super::status::Record {
@@ -245,6 +254,10 @@ fn serve(
     }
     super::service::notify_ready();
     let result = session.run();
+    // A final sync that failed is left for `sealfs umount` to report.
+    if let Some(why) = flush_failed.get() {
+        let _ = crate::vault::runtime::write_file(&runtime, &failed_file(path), why);
+    }
     crate::vault::runtime::remove_file(&runtime, &pidf);
     if result.is_err() {
         // The session failed while mounted: no one would answer there again.
@@ -434,6 +447,18 @@ pub fn umount(mnt: &Path) -> Result<()> {
             return Err(Error::Config(
                 "unmounted, but the daemon did not exit within 120 s".into(),
             ));
+        }
+    }
+    // The daemon has exited: did its final write to the vault's disk fail?
+    if let Ok(dir) = crate::vault::runtime::open_dir() {
+        let name = failed_file(&canon);
+        if let Some(why) = crate::vault::runtime::read_file(&dir, &name) {
+            crate::vault::runtime::remove_file(&dir, &name);
+            return Err(Error::Config(format!(
+                "unmounted, but the final write to the vault's disk failed ({}); \
+                 recent changes may be lost: check the disk, then run `sealfs fsck`",
+                why.trim()
+            )));
         }
     }
     Ok(())

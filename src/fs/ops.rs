@@ -30,6 +30,9 @@ pub struct SealFs {
     /// Likewise FUSE_NO_OPENDIR_SUPPORT: no OPENDIR/RELEASEDIR round trips.
     pub no_opendir: std::sync::atomic::AtomicBool,
     root_fd: Arc<OwnedFd>,
+    /// Why the final write to stable storage at unmount failed, if it did
+    /// (read by the daemon after the session, to tell `sealfs umount`).
+    pub flush_failed: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Who is asking (for ownership of new entries).
@@ -112,6 +115,7 @@ impl SealFs {
             no_open: std::sync::atomic::AtomicBool::new(false),
             no_opendir: std::sync::atomic::AtomicBool::new(false),
             root_fd,
+            flush_failed: Arc::default(),
         })
     }
 
@@ -960,13 +964,26 @@ impl SealFs {
     /// Writes everything to stable storage (at unmount): one syncfs of the
     /// vault's filesystem covers every file (a per-file fsync would cost
     /// seconds with many files open), then the cache closes its fds.
+    /// A failure is logged and kept in `flush_failed`.
     pub fn flush_all(&self) {
         super::requester::ENDING.store(true, Ordering::Relaxed);
-        if let Err(e) = rustix::fs::syncfs(&*self.root_fd) {
+        let synced = if test_hook_fail_sync() {
+            Err(rustix::io::Errno::IO)
+        } else {
+            rustix::fs::syncfs(&*self.root_fd)
+        };
+        if let Err(e) = synced {
             log::error!("flush at unmount failed: {e}");
+            let _ = self.flush_failed.set(e.to_string());
         }
         self.cache.shrink_all();
     }
+}
+
+/// Test hook (debug builds only): `SEALFS_TEST_FAIL_SYNC=1` makes the final
+/// sync at unmount fail, as a disk error would.
+fn test_hook_fail_sync() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("SEALFS_TEST_FAIL_SYNC").is_some()
 }
 
 /// A file's lock for reading; a lock a panicking request left poisoned is
