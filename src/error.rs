@@ -20,7 +20,17 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The end of the message of vault data not (yet) there; see `is_unsynced`.
+pub const NOT_SYNCED_YET: &str = "(not synced yet?)";
+
 impl Error {
+    /// Vault data that is missing rather than damaged, as while a sync tool
+    /// is still bringing a directory over: its message ends in
+    /// [`NOT_SYNCED_YET`]. (EIO for that entry; logged once where found.)
+    pub fn is_unsynced(&self) -> bool {
+        matches!(self, Error::Corrupt(m) if m.ends_with(NOT_SYNCED_YET))
+    }
+
     /// An error carrying a bare errno.
     pub fn errno(code: i32) -> Self {
         Error::Io(std::io::Error::from_raw_os_error(code))

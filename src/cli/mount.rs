@@ -27,10 +27,11 @@ pub struct MountArgs<'a> {
     pub idle_timeout: Option<std::time::Duration>,
 }
 
-/// The name of the file in which the daemon for `mountpoint` leaves why its
-/// final sync failed, for `sealfs umount` to report.
-fn failed_file(mountpoint: &Path) -> String {
-    pid_file(mountpoint).replace(".pid", ".flush-failed")
+/// The name of the file in which daemon `pid` serving `mountpoint` leaves
+/// why its final sync failed, for the `sealfs umount` that waited for that
+/// very daemon to report.
+fn failed_file(mountpoint: &Path, pid: i32) -> String {
+    pid_file(mountpoint).replace(".pid", &format!(".{pid}.flush-failed"))
 }
 
 /// The name of the pid file of the daemon serving `mountpoint`, in the
@@ -162,7 +163,10 @@ fn serve(
 ) -> Result<()> {
     // Modes arrive already masked by the caller's umask; ours must not mask them again.
     rustix::process::umask(rustix::fs::Mode::empty());
-    let mut fs = SealFs::new(vault, a.read_only)?;
+    let mut fs = match SealFs::new(vault, a.read_only) {
+        Ok(fs) => fs,
+        Err(e) => return Err(failed(ready, e)),
+    };
     fs.caching = !a.no_writeback_cache;
     let flush_failed = fs.flush_failed.clone();
     let source = std::fs::canonicalize(vault.path()).unwrap_or_else(|_| vault.path().to_path_buf());
@@ -188,7 +192,9 @@ fn serve(
     cfg.n_threads = Some(a.threads.max(1));
     cfg.clone_fd = true;
     let ours = fuse_mount::Ours::default();
-    handle_signals(ours.clone())?;
+    if let Err(e) = handle_signals(ours.clone()) {
+        return Err(failed(ready, e));
+    }
     if let Some(idle) = a.idle_timeout {
         if let Err(e) = super::idle::watch(ours.clone(), idle) {
             return Err(failed(ready, e));
@@ -227,8 +233,6 @@ fn serve(
     };
     tune_readahead(&ours);
     let pidf = pid_file(path);
-    // No report of an earlier mount's failed sync stays behind.
-    crate::vault::runtime::remove_file(&runtime, &failed_file(path));
     // Where `umount` learns whom to wait for; a failure here stops the mount
     // (an unmount that cannot wait for the flush would lose data silently).
     let record = super::status::Record {
@@ -256,7 +260,8 @@ fn serve(
     let result = session.run();
     // A final sync that failed is left for `sealfs umount` to report.
     if let Some(why) = flush_failed.get() {
-        let _ = crate::vault::runtime::write_file(&runtime, &failed_file(path), why);
+        let name = failed_file(path, std::process::id() as i32);
+        let _ = crate::vault::runtime::write_file(&runtime, &name, why);
     }
     crate::vault::runtime::remove_file(&runtime, &pidf);
     if result.is_err() {
@@ -432,12 +437,9 @@ pub fn umount(mnt: &Path) -> Result<()> {
         }
         _ => Error::Config(format!("cannot unmount {}: {e}", mnt.display())),
     })?;
-    if let Some(fd) = pidfd {
+    if let Some(fd) = &pidfd {
         // Readable once the daemon has exited (after its final flush).
-        let mut p = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::IN,
-        )];
+        let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
         let limit = rustix::event::Timespec {
             tv_sec: 120,
             tv_nsec: 0,
@@ -449,9 +451,10 @@ pub fn umount(mnt: &Path) -> Result<()> {
             ));
         }
     }
-    // The daemon has exited: did its final write to the vault's disk fail?
-    if let Ok(dir) = crate::vault::runtime::open_dir() {
-        let name = failed_file(&canon);
+    // The daemon waited for has exited: did its final write to the vault's
+    // disk fail? (Without a pid to wait for, there is no report to trust.)
+    if let (Some(pid), Some(_), Ok(dir)) = (pid, &pidfd, crate::vault::runtime::open_dir()) {
+        let name = failed_file(&canon, pid);
         if let Some(why) = crate::vault::runtime::read_file(&dir, &name) {
             crate::vault::runtime::remove_file(&dir, &name);
             return Err(Error::Config(format!(

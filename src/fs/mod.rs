@@ -48,7 +48,9 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> std::result::Result<
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            if matches!(e, Error::Corrupt(_) | Error::Config(_)) {
+            // Data a sync has not brought over yet was reported (once) where
+            // it was found; anything else that fails authentication is an error.
+            if matches!(e, Error::Corrupt(_) | Error::Config(_)) && !e.is_unsynced() {
                 log::error!("{what}: {e}");
             }
             Err(errno(&e))

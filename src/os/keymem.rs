@@ -93,7 +93,18 @@ fn map(len: usize) -> usize {
     p as usize
 }
 
+/// Bytes mapped for a layout too large for a slot.
+fn dedicated_len(layout: Layout) -> usize {
+    layout.size().max(1).next_multiple_of(page_size())
+}
+
 fn alloc(layout: Layout) -> NonNull<u8> {
+    // Mappings are page-aligned: nothing here needs more.
+    assert!(
+        layout.align() <= page_size(),
+        "key memory cannot align to {}",
+        layout.align()
+    );
     let mut pools = pools();
     let addr = match class_of(layout) {
         Some(c) => {
@@ -107,7 +118,7 @@ fn alloc(layout: Layout) -> NonNull<u8> {
             pools.free[c].pop().expect("a slot was just added")
         }
         None => {
-            let len = layout.size().next_multiple_of(page_size());
+            let len = dedicated_len(layout);
             let base = map(len);
             pools.maps.push((base, len));
             base
@@ -130,7 +141,7 @@ unsafe fn free(p: NonNull<u8>, layout: Layout) {
             pools.free[c].push(addr);
         }
         None => {
-            let len = layout.size().next_multiple_of(page_size());
+            let len = dedicated_len(layout);
             // SAFETY: the region is `len` bytes of our own mapping, unused now.
             unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len) }.zeroize();
             pools.maps.retain(|&(a, _)| a != addr);

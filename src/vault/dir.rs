@@ -208,7 +208,10 @@ impl Dir {
                     label,
                     "directory has no directory-ID file (not yet synced?)",
                 );
-                return Err(Error::Corrupt(format!("{label}: missing {DIRID_FILE}")));
+                return Err(Error::Corrupt(format!(
+                    "{label}: missing {DIRID_FILE} {}",
+                    crate::error::NOT_SYNCED_YET
+                )));
             }
             Err(e) => return Err(e.into()),
         };
