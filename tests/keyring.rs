@@ -89,31 +89,35 @@ fn kernel_keyutils_in_a_session_keyring() {
     check(&String::from_utf8_lossy(&o.stdout), "kernel keyutils");
 }
 
-#[test]
-fn secret_service_from_gnome_keyring() {
+/// Runs `script` in a fresh D-Bus session with a gnome-keyring-daemon
+/// serving the Secret Service, in a home of its own (so it makes a fresh
+/// login keyring, unlocked by the password given here).
+fn with_secret_service(script: &str) -> std::process::Output {
     tool("dbus-run-session");
     tool("gnome-keyring-daemon");
-    let (_tmp, v, pw) = vault();
-    common::secret(format!("{pw}.wrong"), "not it\n");
     let inner = format!(
         "printf unlock-pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1\n\
          # Wait (bounded) until the daemon owns the Secret Service name: a\n\
          # request before that starts a second daemon through D-Bus activation.\n\
          for i in $(seq 200); do dbus-send --session --print-reply --dest=org.freedesktop.DBus \
            /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets \
-           2>/dev/null | grep -q 'boolean true' && break; sleep 0.05; done\n{}",
-        script(&v, &pw)
+           2>/dev/null | grep -q 'boolean true' && break; sleep 0.05; done\n{script}"
     );
-    // A home of its own, so gnome-keyring makes a fresh login keyring
-    // unlocked by the password given here.
     let home = tempfile::tempdir().unwrap();
-    let o = Command::new("dbus-run-session")
+    Command::new("dbus-run-session")
         .args(["--", "sh", "-c", &inner])
         .env("HOME", home.path())
         .env("XDG_DATA_HOME", home.path().join("data"))
         .env_remove("DISPLAY")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn secret_service_from_gnome_keyring() {
+    let (_tmp, v, pw) = vault();
+    common::secret(format!("{pw}.wrong"), "not it\n");
+    let o = with_secret_service(&script(&v, &pw));
     check(&String::from_utf8_lossy(&o.stdout), "Secret Service");
 }
 
@@ -122,30 +126,16 @@ fn secret_service_from_gnome_keyring() {
 /// (a fork with other threads running is refused).
 #[test]
 fn a_mount_takes_its_password_from_the_secret_service() {
-    tool("dbus-run-session");
-    tool("gnome-keyring-daemon");
     let (tmp, v, pw) = vault();
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let m = mnt.to_str().unwrap();
-    let inner = format!(
-        "printf unlock-pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1\n\
-         for i in $(seq 200); do dbus-send --session --print-reply --dest=org.freedesktop.DBus \
-           /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets \
-           2>/dev/null | grep -q 'boolean true' && break; sleep 0.05; done\n\
-         {BIN} keyring save --passfile {pw} {v} 2>&1; echo \"save=$?\"\n\
+    let o = with_secret_service(&format!(
+        "{BIN} keyring save --passfile {pw} {v} 2>&1; echo \"save=$?\"\n\
          {BIN} mount --keyring {v} {m} 2>&1; echo \"mount=$?\"\n\
          cat {m}/a.txt; echo \"read=$?\"\n\
          {BIN} umount {m} 2>&1; echo \"umount=$?\""
-    );
-    let home = tempfile::tempdir().unwrap();
-    let o = Command::new("dbus-run-session")
-        .args(["--", "sh", "-c", &inner])
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env_remove("DISPLAY")
-        .output()
-        .unwrap();
+    ));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     if common::mount::mount_line(&mnt).is_some() {
         let _ = Command::new("umount").arg("-l").arg(&mnt).status();

@@ -201,6 +201,22 @@ fn as_user(id: u32, env: &[String], args: &[&str]) -> std::process::Output {
         .expect("setpriv (util-linux)")
 }
 
+/// A world-traversable test directory holding a copy of the binary (a
+/// build under /root is not reachable by other users) and a home owned by
+/// nobody: (its guard, the binary, the home).
+fn user_home() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = t.join("sealfs");
+    std::fs::copy(BIN, &bin).unwrap();
+    let home = t.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    (tmp, bin, home)
+}
+
 /// An ordinary user (nobody) mounts and unmounts their own vault through
 /// fusermount3. Before that, another local user (uid 4242) plants the
 /// user's runtime directory in a shared, sticky parent (as /tmp is): as a
@@ -212,14 +228,8 @@ fn an_ordinary_user_mounts_through_fusermount3_and_trusts_no_plant() {
     const NOBODY: u32 = 65534;
     const OTHER: u32 = 4242;
     let _fuse = DevFuseOpen::new();
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, bin, home) = user_home();
     let t = tmp.path();
-    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = t.join("sealfs");
-    std::fs::copy(BIN, &bin).unwrap();
-    let home = t.join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
     // A shared, sticky runtime parent (like /tmp), and the other user's loot.
     let shared = t.join("run");
     std::fs::create_dir(&shared).unwrap();
@@ -418,15 +428,7 @@ fn an_ordinary_users_allow_other_and_what_to_fix() {
     const OTHER: u32 = 4242;
     let fuse = DevFuseOpen::new();
     let conf = FuseConf::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = t.join("sealfs");
-    std::fs::copy(BIN, &bin).unwrap();
-    let home = t.join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let (_tmp, bin, home) = user_home();
     let env = vec![
         format!("XDG_RUNTIME_DIR={}", home.display()),
         "HOME=/nonexistent".into(),
@@ -557,15 +559,8 @@ fn an_fstab_user_entry_is_mounted_by_that_user() {
     assert!(is_root(), "this test needs root (CI runs as root)");
     const NOBODY: u32 = 65534;
     let _fuse = DevFuseOpen::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = t.join("sealfs");
-    std::fs::copy(BIN, &bin).unwrap();
+    let (_tmp, bin, home) = user_home();
     let _helper = common::mount::Helper::install(&bin);
-    let home = t.join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
     let env = vec![
         format!("XDG_RUNTIME_DIR={}", home.display()),
         format!("HOME={}", home.display()),
