@@ -255,17 +255,7 @@ fn a_detached_daemon_reports_damage_to_the_system_log() {
     let name = "quarterly-plan-confidential.txt";
     std::fs::write(m.path(name), pattern(20_000, 3)).unwrap();
     m.umount();
-    let v =
-        sealfs::vault::Vault::unlock(&m.vault, sealfs::vault::Secret::Password(b"test password"))
-            .unwrap();
-    let entry = v
-        .root()
-        .unwrap()
-        .disk_name(std::ffi::OsStr::new(name))
-        .unwrap()
-        .entry()
-        .to_string();
-    drop(v);
+    let entry = m.vault_entry(name);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(m.vault.join(&entry))

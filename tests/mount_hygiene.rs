@@ -55,16 +55,8 @@ fn no_core_dumps_and_no_plaintext_names_in_the_log() {
 
     // Damage the renamed file's second chunk in the vault, so the daemon has
     // something to report when it is read.
-    let v =
-        sealfs::vault::Vault::unlock(&m.vault, sealfs::vault::Secret::Password(b"test password"))
-            .unwrap();
-    let entry = v
-        .root()
-        .unwrap()
-        .disk_name(std::ffi::OsStr::new(secret_names[3]))
-        .unwrap();
-    drop(v);
-    let vpath = m.vault.join(entry.entry());
+    let entry = m.vault_entry(secret_names[3]);
+    let vpath = m.vault.join(&entry);
     let mut b = std::fs::read(&vpath).unwrap();
     let at = sealfs::format::header::HEADER_LEN + 4096 + 28 + 30;
     b[at] ^= 1;
@@ -76,7 +68,7 @@ fn no_core_dumps_and_no_plaintext_names_in_the_log() {
 
     let log = m.log();
     assert!(
-        log.contains(entry.entry()),
+        log.contains(&entry),
         "the damage was not logged by its vault path: {log}"
     );
     for name in secret_names

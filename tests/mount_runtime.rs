@@ -201,6 +201,32 @@ fn as_user(id: u32, env: &[String], args: &[&str]) -> std::process::Output {
         .expect("setpriv (util-linux)")
 }
 
+/// `sealfs init` of `vault` by nobody with the password in `pw` (the
+/// recovery key goes beside the vault); the test fails if it does not.
+fn init_as_nobody(bin: &Path, env: &[String], pw: &Path, vault: &Path) {
+    let rk = vault.with_extension("rk");
+    let o = as_user(
+        65534,
+        env,
+        &[
+            p(bin),
+            "init",
+            "--passfile",
+            p(pw),
+            "--kdf-memory",
+            "64",
+            "--recovery-key-file",
+            p(&rk),
+            p(vault),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// A world-traversable test directory holding a copy of the binary (a
 /// build under /root is not reachable by other users) and a home owned by
 /// nobody: (its guard, the binary, the home).
@@ -262,21 +288,7 @@ fn an_ordinary_user_mounts_through_fusermount3_and_trusts_no_plant() {
         a.extend_from_slice(args);
         as_user(NOBODY, &env, &a)
     };
-    let o = sealfs(&[
-        "init",
-        "--passfile",
-        p(&pw),
-        "--kdf-memory",
-        "64",
-        "--recovery-key-file",
-        p(&home.join("rk")),
-        p(&vault),
-    ]);
-    assert!(
-        o.status.success(),
-        "init: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    init_as_nobody(&bin, &env, &pw, &vault);
     let mount = || sealfs(&["mount", "--passfile", p(&pw), p(&vault), p(&mnt)]);
     let run = shared.join("sealfs");
     let mounted = || {
@@ -454,21 +466,7 @@ fn an_ordinary_users_allow_other_and_what_to_fix() {
         as_user(NOBODY, env, &a)
     };
     let sealfs = |args: &[&str]| sealfs_with(&env, args);
-    let o = sealfs(&[
-        "init",
-        "--passfile",
-        p(&pw),
-        "--kdf-memory",
-        "64",
-        "--recovery-key-file",
-        p(&home.join("rk")),
-        p(&vault),
-    ]);
-    assert!(
-        o.status.success(),
-        "init: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    init_as_nobody(&bin, &env, &pw, &vault);
     let mounted = || common::mount::mount_line(&mnt).is_some();
     let fails_with = |o: std::process::Output, want: &[&str]| {
         let e = String::from_utf8_lossy(&o.stderr).into_owned();

@@ -146,6 +146,20 @@ impl Mounted {
         self.mount(&[]);
     }
 
+    /// The vault entry name (in the vault's root) of the plaintext `name`.
+    pub fn vault_entry(&self, name: &str) -> String {
+        let v = sealfs::vault::Vault::unlock(
+            &self.vault,
+            sealfs::vault::Secret::Password(b"test password"),
+        )
+        .expect("unlock");
+        let root = v.root().expect("root");
+        let entry = root
+            .disk_name(std::ffi::OsStr::new(name))
+            .expect("disk name");
+        entry.entry().to_string()
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
     }
