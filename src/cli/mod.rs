@@ -23,8 +23,13 @@ use clap::{Parser, Subcommand};
 
 use crate::Error;
 
-/// FUSE worker threads of a mount unless told otherwise.
-pub const DEFAULT_THREADS: usize = 4;
+/// FUSE worker threads of a mount unless told otherwise: one per CPU, at
+/// least 2, at most 8. More threads than CPUs only adds wake-ups: on 2 CPUs,
+/// 4 threads made untar 25% and rm -rf 13% slower than 2 (round trips are
+/// the cost of metadata work, and each extra thread lengthens them).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
 
 /// Exit status for a wrong password or recovery key (a documented contract).
 pub const EXIT_WRONG_PASSWORD: i32 = 12;
@@ -162,9 +167,9 @@ pub enum Command {
         /// Let other users (and root) use the mount
         #[arg(long)]
         allow_other: bool,
-        /// FUSE worker threads
-        #[arg(long, default_value_t = DEFAULT_THREADS)]
-        threads: usize,
+        /// FUSE worker threads [default: one per CPU, 2 to 8]
+        #[arg(long)]
+        threads: Option<usize>,
         /// Send every write to the vault at once instead of through the
         /// kernel's writeback cache (slower for small writes)
         #[arg(long)]
@@ -315,7 +320,7 @@ pub fn run(cli: Cli) -> i32 {
                 foreground,
                 read_only,
                 allow_other,
-                threads,
+                threads: threads.unwrap_or_else(default_threads),
                 no_writeback_cache,
                 no_exec: false,
                 idle_timeout,

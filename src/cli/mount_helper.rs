@@ -200,7 +200,7 @@ pub fn run(args: &[OsString]) -> i32 {
         read_only: p.read_only,
         allow_other: p.allow_other,
         no_exec: p.no_exec,
-        threads: p.threads.unwrap_or(super::DEFAULT_THREADS),
+        threads: p.threads.unwrap_or_else(super::default_threads),
         no_writeback_cache: p.no_writeback_cache,
         idle_timeout: p.idle_timeout,
     };
