@@ -13,6 +13,7 @@ use super::fdcache::{self, Cached, FdCache};
 use super::inodes::{self, Anchor, Inodes, Node, OpenFile, Place};
 use super::requester::Requester;
 use crate::error::{Error, Result};
+use crate::format::names::DiskName;
 use crate::vault::sys::Stat;
 use crate::vault::{Dir, Kind, Listed, SealedFile, Vault, VaultKeys, sys};
 
@@ -617,11 +618,11 @@ impl SealFs {
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
-        self.remove(parent, name, |dir| dir.unlink(name))
+        self.remove(parent, name, Dir::unlink_found)
     }
 
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
-        self.remove(parent, name, |dir| dir.rmdir(name))
+        self.remove(parent, name, Dir::rmdir_found)
     }
 
     /// Removes `name` from `parent` with `remove`; a node the kernel still
@@ -630,13 +631,13 @@ impl SealFs {
         &self,
         parent: u64,
         name: &OsStr,
-        remove: impl FnOnce(&Dir) -> Result<()>,
+        remove: impl FnOnce(&Dir, &DiskName) -> Result<()>,
     ) -> Result<()> {
         self.check_writable()?;
         let (pnode, dir) = self.dir_of(parent)?;
         let dn = dir.find(name)?;
         let losing = self.losing_name(&pnode, &dir, dn.entry());
-        remove(&dir)?;
+        remove(&dir, &dn)?;
         if let Some((node, anchor)) = losing {
             self.inodes.detach(&node, anchor);
         }
@@ -699,8 +700,7 @@ impl SealFs {
     ) -> Result<(Entry, u64)> {
         self.check_writable()?;
         let (pnode, dir) = self.dir_of(parent)?;
-        let (file, created) = dir.create_file(name, mode, flags & libc::O_EXCL != 0)?;
-        let dn = dir.find(name)?;
+        let (file, created, dn) = dir.create_file_found(name, mode, flags & libc::O_EXCL != 0)?;
         let (node, _) = if created {
             self.register(&pnode, &dir, dn.entry(), file.fd(), who)?
         } else {

@@ -607,12 +607,24 @@ impl Dir {
         mode: u32,
         exclusive: bool,
     ) -> Result<(SealedFile, bool)> {
+        let (f, created, _) = self.create_file_found(name, mode, exclusive)?;
+        Ok((f, created))
+    }
+
+    /// `create_file`, also returning the vault entry the file has (so a
+    /// caller need not encrypt and look up the name a second time).
+    pub fn create_file_found(
+        &self,
+        name: &OsStr,
+        mode: u32,
+        exclusive: bool,
+    ) -> Result<(SealedFile, bool, DiskName)> {
         let dn = self.find(name)?;
         if let DiskName::Raw(_) = dn {
             if exclusive {
                 return Err(Error::errno(libc::EEXIST));
             }
-            return Ok((self.open_file(name, true)?, false));
+            return Ok((self.open_file(name, true)?, false, dn));
         }
         let _g = conflicts::own_change(self);
         self.put_sidecar(&dn)?;
@@ -621,7 +633,7 @@ impl Dir {
             Ok(fd) => {
                 let label = self.child_label(dn.entry());
                 match SealedFile::create(fd, &self.keys, label) {
-                    Ok(f) => Ok((f, true)),
+                    Ok(f) => Ok((f, true, dn)),
                     Err(e) => {
                         let _ = sys::unlinkat(self.fd(), dn.entry().as_bytes(), 0);
                         self.drop_sidecar(&dn);
@@ -630,7 +642,7 @@ impl Dir {
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !exclusive => {
-                Ok((self.open_file(name, true)?, false))
+                Ok((self.open_file(name, true)?, false, dn))
             }
             Err(e) => Err(e.into()),
         }
@@ -770,18 +782,26 @@ impl Dir {
 
     /// Removes a non-directory entry.
     pub fn unlink(&self, name: &OsStr) -> Result<()> {
-        let dn = self.find(name)?;
+        self.unlink_found(&self.find(name)?)
+    }
+
+    /// Removes the non-directory entry `dn` (as `find` returned it).
+    pub fn unlink_found(&self, dn: &DiskName) -> Result<()> {
         let mut g = conflicts::own_change(self);
         sys::unlinkat(self.fd(), dn.entry().as_bytes(), 0)?;
         g.done();
-        self.drop_sidecar(&dn);
+        self.drop_sidecar(dn);
         Ok(())
     }
 
     /// Removes an empty directory (empty of plaintext entries and of anything
     /// else but its ID file).
     pub fn rmdir(&self, name: &OsStr) -> Result<()> {
-        let dn = self.find(name)?;
+        self.rmdir_found(&self.find(name)?)
+    }
+
+    /// Removes the empty directory `dn` (as `find` returned it).
+    pub fn rmdir_found(&self, dn: &DiskName) -> Result<()> {
         let mut g = conflicts::own_change(self);
         let sub = sys::open_subdir(self.fd(), dn.entry().as_bytes())?;
         let entries = sys::read_dir(sub.as_fd())?;
@@ -801,7 +821,7 @@ impl Dir {
             return Err(e.into());
         }
         g.done();
-        self.drop_sidecar(&dn);
+        self.drop_sidecar(dn);
         Ok(())
     }
 
