@@ -137,6 +137,86 @@ fn a_corrupt_chunk_fails_only_its_range_and_foreign_files_are_hidden() {
     );
 }
 
+/// A damaged file can be overwritten, as on a kernel filesystem: a truncate
+/// to zero needs none of its bytes, so `cp backup damaged` (an open with
+/// O_TRUNC) works whether a chunk or the header is damaged, and the file
+/// then holds exactly what was written, also after a remount. A truncate
+/// that keeps damaged bytes still fails with EIO.
+#[test]
+fn a_damaged_file_can_be_emptied_and_rewritten() {
+    use sealfs::format::chunk::CHUNK_OVERHEAD;
+    use sealfs::format::header::HEADER_LEN;
+    let mut m = Mounted::new(&[]);
+    let data = pattern(3 * 4096 + 10, 5);
+    for name in ["bad-chunk", "bad-header"] {
+        fs::write(m.path(name), &data).unwrap();
+    }
+    m.umount();
+    let damage = |name: &str, at: usize| {
+        let path = m.vault.join(m.vault_entry(name));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[at] ^= 0x40;
+        fs::write(&path, bytes).unwrap();
+    };
+    damage(
+        "bad-chunk",
+        HEADER_LEN + (4096 + CHUNK_OVERHEAD as usize) + 50,
+    );
+    damage("bad-header", 70); // inside the wrapped file key
+    m.mount(&[]);
+    let eio = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{what}: {e}");
+    };
+    eio(
+        fs::read(m.path("bad-chunk")).map(drop),
+        "read damaged chunk",
+    );
+    eio(
+        fs::read(m.path("bad-header")).map(drop),
+        "read damaged header",
+    );
+    let set_len = |name: &str, len: u64| {
+        OpenOptions::new()
+            .write(true)
+            .open(m.path(name))
+            .and_then(|f| f.set_len(len))
+    };
+    eio(
+        set_len("bad-chunk", 4096 + 10),
+        "truncate into the damaged chunk",
+    );
+    eio(set_len("bad-header", 10), "truncate a file whose key fails");
+    fs::write(m.path("bad-chunk"), b"restored from backup").unwrap();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path("bad-header"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"rewritten").unwrap();
+    drop(f);
+    for _ in 0..2 {
+        assert_eq!(
+            fs::read(m.path("bad-chunk")).unwrap(),
+            b"restored from backup"
+        );
+        assert_eq!(fs::read(m.path("bad-header")).unwrap(), b"rewritten");
+        m.umount();
+        m.mount(&[]);
+    }
+    m.umount();
+    // Only the file whose key failed needed a fresh header (the other one
+    // opened, and a truncate to zero reads no chunk), and the log says so by
+    // its vault name.
+    let log = m.log();
+    let emptied: Vec<_> = log.lines().filter(|l| l.contains("emptied")).collect();
+    let entry = m.vault_entry("bad-header");
+    assert!(
+        emptied.len() == 1 && emptied[0].contains(&entry),
+        "one line names the emptied vault file {entry}: {log}"
+    );
+}
+
 #[test]
 fn bad_mount_requests_get_clear_errors() {
     let m = Mounted::new(&[]);

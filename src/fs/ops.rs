@@ -339,7 +339,46 @@ impl SealFs {
         if let Some(f) = self.cache.file(node.ino, node.generation) {
             return Ok(f);
         }
-        let fd = self.at_place(node, |place| {
+        let fd = self.open_backing(node)?;
+        let f = Arc::new(std::sync::RwLock::new(Box::new(SealedFile::open(
+            fd,
+            &self.keys,
+            node.label(),
+        )?)));
+        self.cache
+            .put(node.ino, node.generation, Cached::File(f.clone()));
+        Ok(f)
+    }
+
+    /// The open state of a file node that is being truncated to zero: as
+    /// `open_file`, but a file that fails authentication is emptied with a
+    /// fresh header instead of failing (see `SealedFile::recreate_empty`).
+    fn open_file_to_empty(&self, node: &Arc<Node>) -> Result<Arc<OpenFile>> {
+        match self.open_file(node) {
+            Err(e) if SealedFile::damage_to_empty(&e) => {
+                let _one = inodes::open_lock(node.ino);
+                if let Some(f) = self.cache.file(node.ino, node.generation) {
+                    return Ok(f);
+                }
+                let fd = self.open_backing(node)?;
+                let f = SealedFile::recreate_empty(fd, &self.keys, node.label())?;
+                log::warn!(
+                    "{}: emptied (its contents failed authentication)",
+                    f.label()
+                );
+                let f = Arc::new(std::sync::RwLock::new(Box::new(f)));
+                self.cache
+                    .put(node.ino, node.generation, Cached::File(f.clone()));
+                Ok(f)
+            }
+            r => r,
+        }
+    }
+
+    /// Opens a file node's vault inode through its place (read-write where
+    /// allowed) and checks that it is that inode.
+    fn open_backing(&self, node: &Arc<Node>) -> Result<OwnedFd> {
+        self.at_place(node, |place| {
             let fd = match place {
                 Place::Named(parent, entry) => {
                     let pfd = self.dir_fd(parent)?;
@@ -353,15 +392,7 @@ impl SealFs {
             let (st, stamp) = sys::statx(fd.as_fd(), b"")?;
             self.verify(node, &st, stamp)?;
             Ok(fd)
-        })?;
-        let f = Arc::new(std::sync::RwLock::new(Box::new(SealedFile::open(
-            fd,
-            &self.keys,
-            node.label(),
-        )?)));
-        self.cache
-            .put(node.ino, node.generation, Cached::File(f.clone()));
-        Ok(f)
+        })
     }
 
     /// Opens read-write, or read-only where the daemon may not write (a
@@ -746,9 +777,12 @@ impl SealFs {
         if writable || flags & libc::O_TRUNC != 0 {
             self.check_writable()?;
         }
-        let f = self.file_for(ino)?;
+        let node = self.node(ino)?;
         if flags & libc::O_TRUNC != 0 {
+            let f = self.open_file_to_empty(&node)?;
             lock_write(&f).set_len(0)?;
+        } else {
+            self.open_file(&node)?;
         }
         Ok(0)
     }
@@ -862,7 +896,11 @@ impl SealFs {
             if who.uid != 0 && mode.is_none() {
                 self.kill_suidgid(&node)?;
             }
-            let f = self.open_file(&node)?;
+            let f = if size == 0 {
+                self.open_file_to_empty(&node)?
+            } else {
+                self.open_file(&node)?
+            };
             lock_write(&f).set_len_guarded(size, &Requester::new(who.pid))?;
         }
         if uid.is_some() || gid.is_some() || mode.is_some() || atime.is_some() || mtime.is_some() {

@@ -3,7 +3,7 @@
 //! that fails is reported as `Error::Corrupt` (EIO) naming the vault path.
 
 use std::fs::File;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::crypto::{Cipher, NONCE_LEN, SecretKey, TAG_LEN};
@@ -75,6 +75,24 @@ impl SealedFile {
         // The file was created empty (O_EXCL), so one write makes it whole.
         f.file.write_all_at(&buf, 0)?;
         Ok(f)
+    }
+
+    /// Whether `e`, from opening a vault file, is damage that emptying the
+    /// file may replace (`recreate_empty`): not a header of a key
+    /// generation this config lacks or data still syncing, which are fine
+    /// once the sync completes.
+    pub fn damage_to_empty(e: &Error) -> bool {
+        matches!(e, Error::Corrupt(m) if !m.contains(UNKNOWN_GENERATION)) && !e.is_unsynced()
+    }
+
+    /// Empties the vault file `fd` whatever state its bytes are in, with a
+    /// fresh header and file key. A truncate to zero needs none of the old
+    /// bytes, so a file whose header or chunks fail authentication can be
+    /// emptied and rewritten (`cp backup damaged`), as on a kernel
+    /// filesystem; nothing unauthenticated is ever read.
+    pub(crate) fn recreate_empty(fd: OwnedFd, keys: &VaultKeys, label: String) -> Result<Self> {
+        super::sys::ftruncate(fd.as_fd(), 0)?;
+        Self::create(fd, keys, label)
     }
 
     /// Reads and opens the header of the vault file `file`: its file id and
