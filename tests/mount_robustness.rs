@@ -335,6 +335,63 @@ fn sigterm_flushes_and_unmounts_cleanly() {
     std::mem::forget(m);
 }
 
+/// A signal that arrives after the kernel has the mount but before the
+/// daemon has recorded it as its own (held in that window by a debug-build
+/// hook) still ends in an unmount, not in a dead mount that answers
+/// "Transport endpoint is not connected" until someone unmounts it by hand.
+#[test]
+fn a_signal_while_mounting_leaves_no_mount_behind() {
+    use common::mount::{mount_line, wait_for};
+    use std::process::Stdio;
+    let mut m = Mounted::new(&[]);
+    m.umount();
+    let marker = tempfile::tempdir().unwrap();
+    let held = marker.path().join("held");
+    // Whatever happens below, the guard unmounts what is left and the
+    // child is killed (the hook would hold it forever).
+    m.adopt();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(
+        Command::new(common::mount::BIN)
+            .args(["mount", "--foreground", "--passfile"])
+            .args([p(&m.passfile), p(&m.vault), p(&m.mnt)])
+            .env("SEALFS_TEST_HOLD_MOUNT", &held)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        wait_for(30, || held.exists()),
+        "the daemon reached the hold"
+    );
+    assert!(mount_line(&m.mnt).is_some(), "the kernel has the mount");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        !status.success(),
+        "a stopped mount is a failed mount: {err}"
+    );
+    assert!(err.contains("stopped by a signal while mounting"), "{err}");
+    assert!(mount_line(&m.mnt).is_none(), "no mount left behind");
+    m.forget_mounted();
+    // The vault mounts and serves again.
+    m.mount(&[]);
+    fs::write(m.path("after"), b"ok").unwrap();
+    assert_eq!(fs::read(m.path("after")).unwrap(), b"ok");
+}
+
 /// The inode table follows the kernel's cache: after the kernel forgets
 /// inodes (dropped caches), the daemon closes their fds.
 #[test]

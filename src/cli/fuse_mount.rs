@@ -261,32 +261,93 @@ pub fn detach(mnt: &Path) {
 /// The mount this daemon serves, once it is made: only that mount is ever
 /// unmounted by the daemon (on a signal, when idle, after a failure), never
 /// whatever else sits on the same path by then.
+///
+/// A signal can arrive while the mount is being made, after the kernel has
+/// it but before it is recorded here: `mounting` and `stop` hand that case
+/// to the mounting thread, which unmounts once it has recorded the mount
+/// (exiting at once would leave a dead mount behind).
 #[derive(Clone, Default)]
-pub struct Ours(std::sync::Arc<std::sync::OnceLock<(PathBuf, String)>>);
+pub struct Ours(std::sync::Arc<OursInner>);
+
+#[derive(Default)]
+pub struct OursInner {
+    mount: std::sync::OnceLock<(PathBuf, String)>,
+    /// (a mount is being made, a stop was asked for)
+    state: std::sync::Mutex<(bool, bool)>,
+    asked: std::sync::Condvar,
+}
+
+/// What a stop request found (see `Ours::request_stop`).
+pub enum OnStop {
+    /// Our mount is there: unmount it.
+    Unmount,
+    /// A mount is being made: its thread unmounts it once recorded.
+    Deferred,
+    /// Nothing mounted, nothing being mounted: just exit.
+    Exit,
+}
 
 impl Ours {
-    /// Records the mount now on `mnt` as ours.
-    pub fn record(&self, mnt: &Path) {
+    fn state(&self) -> std::sync::MutexGuard<'_, (bool, bool)> {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Says a mount is about to be made (call before mounting).
+    pub fn mounting(&self) {
+        self.state().0 = true;
+    }
+
+    /// Records the mount now on `mnt` as ours and ends `mounting`; returns
+    /// whether a stop was asked for meanwhile (the caller then unmounts).
+    pub fn record(&self, mnt: &Path) -> bool {
+        test_hook_hold_mount(self);
         if let Some(dev) = device_of(mnt) {
-            let _ = self.0.set((mnt.to_path_buf(), dev));
+            let _ = self.0.mount.set((mnt.to_path_buf(), dev));
+        }
+        self.mounting_failed()
+    }
+
+    /// Ends `mounting` without a mount (it failed); returns whether a stop
+    /// was asked for meanwhile.
+    pub fn mounting_failed(&self) -> bool {
+        let mut st = self.state();
+        st.0 = false;
+        st.1
+    }
+
+    /// Asks for a stop (a signal came) and says what the caller must do.
+    pub fn request_stop(&self) -> OnStop {
+        let mut st = self.state();
+        st.1 = true;
+        self.0.asked.notify_all();
+        if st.0 {
+            OnStop::Deferred
+        } else if self.device().is_some() {
+            OnStop::Unmount
+        } else {
+            OnStop::Exit
         }
     }
 
     /// The device of our mount, once made.
     pub fn device(&self) -> Option<&str> {
-        self.0.get().map(|(_, d)| d.as_str())
+        self.0.mount.get().map(|(_, d)| d.as_str())
     }
 
     /// Whether our mount is still the one on its path.
     pub fn is_mounted(&self) -> bool {
         self.0
+            .mount
             .get()
             .is_some_and(|(p, d)| device_of(p).as_deref() == Some(d.as_str()))
     }
 
     /// Unmounts our mount; `Ok` also when it is already gone.
     pub fn unmount(&self) -> std::io::Result<()> {
-        match self.0.get() {
+        match self.0.mount.get() {
             Some((p, _)) if self.is_mounted() => unmount(p),
             _ => Ok(()),
         }
@@ -294,7 +355,7 @@ impl Ours {
 
     /// Detaches our mount, if it is still there.
     pub fn detach(&self) {
-        if let Some((p, _)) = self.0.get().filter(|_| self.is_mounted()) {
+        if let Some((p, _)) = self.0.mount.get().filter(|_| self.is_mounted()) {
             detach(p);
         }
     }
@@ -340,4 +401,26 @@ pub fn check_mountpoint(mnt: &Path) -> Result<Mountpoint> {
         )));
     }
     Ok(Mountpoint { path: canon, dir })
+}
+
+/// Test hook (debug builds only): with `SEALFS_TEST_HOLD_MOUNT=FILE`, the
+/// daemon creates FILE once the kernel has the mount but before it is
+/// recorded, then waits for a stop request before it goes on, so a test can
+/// signal it exactly in the window between the mount and its bookkeeping.
+fn test_hook_hold_mount(ours: &Ours) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(file) = std::env::var_os("SEALFS_TEST_HOLD_MOUNT") else {
+        return;
+    };
+    let _ = std::fs::write(file, b"held\n");
+    let mut st = ours.state();
+    while !st.1 {
+        st = ours
+            .0
+            .asked
+            .wait(st)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
 }

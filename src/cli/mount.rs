@@ -131,15 +131,22 @@ fn handle_signals(ours: fuse_mount::Ours) -> Result<()> {
         .name("sealfs-signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                if ours.device().is_none() {
-                    log::info!("signal {sig} before the mount was made: exiting");
-                    std::process::exit(1);
-                }
-                log::info!("signal {sig}: unmounting");
-                if let Err(e) = ours.unmount() {
-                    // Busy: detach now; the session ends when the last user lets go.
-                    log::warn!("unmount: {e}; detaching lazily");
-                    ours.detach();
+                match ours.request_stop() {
+                    fuse_mount::OnStop::Exit => {
+                        log::info!("signal {sig} before the mount was made: exiting");
+                        std::process::exit(1);
+                    }
+                    fuse_mount::OnStop::Deferred => {
+                        log::info!("signal {sig} while mounting: unmounting once mounted");
+                    }
+                    fuse_mount::OnStop::Unmount => {
+                        log::info!("signal {sig}: unmounting");
+                        if let Err(e) = ours.unmount() {
+                            // Busy: detach now; the session ends when the last user lets go.
+                            log::warn!("unmount: {e}; detaching lazily");
+                            ours.detach();
+                        }
+                    }
                 }
             }
         })?;
@@ -216,21 +223,35 @@ fn serve(
         no_exec: a.no_exec,
     };
     let path = mnt.path.as_path();
+    ours.mounting();
+    let mut stopped = false;
     let session = match fuse_mount::mount(&request) {
         Ok(Some(dev)) => {
-            ours.record(path);
+            stopped = ours.record(path);
             fuser::Session::from_fd(fs, dev, cfg.acl, cfg.clone()).inspect_err(|_| ours.detach())
         }
-        Ok(None) => fuser::Session::new(fs, path, &cfg).inspect(|_| ours.record(path)),
-        Err(e) => return Err(failed(ready, e)),
+        Ok(None) => fuser::Session::new(fs, path, &cfg).inspect(|_| stopped = ours.record(path)),
+        Err(e) => {
+            ours.mounting_failed();
+            return Err(failed(ready, e));
+        }
     };
     let session = match session {
         Ok(s) => s,
         Err(e) => {
+            ours.mounting_failed();
             let err = Error::Config(format!("cannot mount on {}: {e}", path.display()));
             return Err(failed(ready, err));
         }
     };
+    if stopped {
+        // A signal came while the mount was being made: undo it.
+        if ours.unmount().is_err() {
+            ours.detach();
+        }
+        let err = Error::Config("stopped by a signal while mounting".into());
+        return Err(failed(ready, err));
+    }
     tune_readahead(&ours);
     let pidf = pid_file(path);
     // Where `umount` learns whom to wait for; a failure here stops the mount
