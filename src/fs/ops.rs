@@ -355,24 +355,31 @@ impl SealFs {
     /// fresh header instead of failing (see `SealedFile::recreate_empty`).
     fn open_file_to_empty(&self, node: &Arc<Node>) -> Result<Arc<OpenFile>> {
         match self.open_file(node) {
+            Err(e) if SealedFile::damage_to_empty(&e) => {}
+            r => return r,
+        }
+        let _one = inodes::open_lock(node.ino);
+        if let Some(f) = self.cache.file(node.ino, node.generation) {
+            return Ok(f);
+        }
+        // Once more under the lock: a sync may have repaired it meanwhile.
+        let fd = self.open_backing(node)?;
+        let f = match SealedFile::open(fd.try_clone()?, &self.keys, node.label()) {
+            Ok(f) => f,
             Err(e) if SealedFile::damage_to_empty(&e) => {
-                let _one = inodes::open_lock(node.ino);
-                if let Some(f) = self.cache.file(node.ino, node.generation) {
-                    return Ok(f);
-                }
-                let fd = self.open_backing(node)?;
                 let f = SealedFile::recreate_empty(fd, &self.keys, node.label())?;
                 log::warn!(
                     "{}: emptied (its contents failed authentication)",
                     f.label()
                 );
-                let f = Arc::new(std::sync::RwLock::new(Box::new(f)));
-                self.cache
-                    .put(node.ino, node.generation, Cached::File(f.clone()));
-                Ok(f)
+                f
             }
-            r => r,
-        }
+            Err(e) => return Err(e),
+        };
+        let f = Arc::new(std::sync::RwLock::new(Box::new(f)));
+        self.cache
+            .put(node.ino, node.generation, Cached::File(f.clone()));
+        Ok(f)
     }
 
     /// Opens a file node's vault inode through its place (read-write where

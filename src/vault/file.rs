@@ -78,9 +78,11 @@ impl SealedFile {
     }
 
     /// Whether `e`, from opening a vault file, is damage that emptying the
-    /// file may replace (`recreate_empty`): not a header of a key
-    /// generation this config lacks or data still syncing, which are fine
-    /// once the sync completes.
+    /// file may replace (`recreate_empty`): anything that fails
+    /// authentication or is malformed (cut short, a foreign or newer
+    /// header), but not a header of a key generation this config lacks or
+    /// a directory still syncing, which read fine once the config or the
+    /// directory has synced.
     pub fn damage_to_empty(e: &Error) -> bool {
         matches!(e, Error::Corrupt(m) if !m.contains(UNKNOWN_GENERATION)) && !e.is_unsynced()
     }
