@@ -191,3 +191,45 @@ fn a_whole_file_swapped_between_names_reads_as_the_other_file() {
         pattern(SIZE, 2)
     );
 }
+
+/// The documented limit of the writeback cache, exactly as stated: after a
+/// vault file is rewritten in place behind the mount while the kernel keeps
+/// its inode, a file that became shorter reads as its authentic bytes
+/// followed by zeros up to the size the kernel knew; with
+/// `--no-writeback-cache` it reads exactly. (This test's scenario is the
+/// one that made the tamper matrix flaky: a size learned from a tampered
+/// file, then the file restored.)
+#[test]
+fn a_file_shortened_in_place_behind_a_cached_inode() {
+    use std::os::unix::fs::OpenOptionsExt;
+    for (flags, exact) in [(&[][..], false), (&["--no-writeback-cache"][..], true)] {
+        let mut fx = Fx::new();
+        fx.m.umount();
+        fx.m.mount(flags);
+        let good = std::fs::read(&fx.victim).unwrap();
+        let mut longer = good.clone();
+        longer.push(b'X');
+        overwrite(&fx.victim, &longer);
+        drop_caches();
+        let path = fx.m.path("victim");
+        // The kernel learns the size of the longer file and keeps the inode.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE as u64 + 1);
+        let _pin = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&path)
+            .unwrap();
+        let err = std::fs::read(&path).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        overwrite(&fx.victim, &good);
+        drop_caches();
+        let b = std::fs::read(&path).unwrap();
+        if exact {
+            assert!(b == fx.original, "{flags:?}: {} bytes", b.len());
+        } else {
+            assert_eq!(b.len(), SIZE + 1, "{flags:?}: the kernel's size");
+            assert!(b[..SIZE] == fx.original[..], "{flags:?}: authentic bytes");
+            assert_eq!(b[SIZE], 0, "{flags:?}: then zeros");
+        }
+    }
+}
