@@ -340,14 +340,17 @@ impl SealFs {
             return Ok(f);
         }
         let fd = self.open_backing(node)?;
-        let f = Arc::new(std::sync::RwLock::new(Box::new(SealedFile::open(
-            fd,
-            &self.keys,
-            node.label(),
-        )?)));
+        let f = SealedFile::open(fd, &self.keys, node.label())?;
+        Ok(self.cache_open(node, f))
+    }
+
+    /// Makes `f` the shared open state of `node` (the caller holds the
+    /// node's open lock and found none cached).
+    fn cache_open(&self, node: &Node, f: SealedFile) -> Arc<OpenFile> {
+        let f = Arc::new(std::sync::RwLock::new(Box::new(f)));
         self.cache
             .put(node.ino, node.generation, Cached::File(f.clone()));
-        Ok(f)
+        f
     }
 
     /// The open state of a file node that is being truncated to zero: as
@@ -376,10 +379,7 @@ impl SealFs {
             }
             Err(e) => return Err(e),
         };
-        let f = Arc::new(std::sync::RwLock::new(Box::new(f)));
-        self.cache
-            .put(node.ino, node.generation, Cached::File(f.clone()));
-        Ok(f)
+        Ok(self.cache_open(node, f))
     }
 
     /// Opens a file node's vault inode through its place (read-write where
@@ -749,12 +749,7 @@ impl SealFs {
             let _one = inodes::open_lock(node.ino);
             match self.cache.file(node.ino, node.generation) {
                 Some(f) => f,
-                None => {
-                    let f = Arc::new(std::sync::RwLock::new(Box::new(file)));
-                    self.cache
-                        .put(node.ino, node.generation, Cached::File(f.clone()));
-                    f
-                }
+                None => self.cache_open(&node, file),
             }
         };
         if !created && flags & libc::O_TRUNC != 0 {
