@@ -227,6 +227,28 @@ fn init_as_nobody(bin: &Path, env: &[String], pw: &Path, vault: &Path) {
     );
 }
 
+/// Nobody's vault in `home`: a 0600 passfile, a mountpoint others may
+/// traverse, and `init` (see `init_as_nobody`); (vault, mountpoint, passfile).
+fn nobody_vault(bin: &Path, env: &[String], home: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (vault, mnt, pw) = (home.join("vault"), home.join("mnt"), home.join("pw"));
+    let o = as_user(
+        65534,
+        env,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "umask 022; printf 'an ordinary users passphrase\\n' > {pw}; chmod 600 {pw}; mkdir {mnt}",
+                pw = pw.display(),
+                mnt = mnt.display()
+            ),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    init_as_nobody(bin, env, &pw, &vault);
+    (vault, mnt, pw)
+}
+
 /// A world-traversable test directory holding a copy of the binary (a
 /// build under /root is not reachable by other users) and a home owned by
 /// nobody: (its guard, the binary, the home).
@@ -268,27 +290,12 @@ fn an_ordinary_user_mounts_through_fusermount3_and_trusts_no_plant() {
         format!("XDG_RUNTIME_DIR={}", shared.display()),
         "HOME=/nonexistent".into(),
     ];
-    let (vault, mnt, pw) = (home.join("vault"), home.join("mnt"), home.join("pw"));
-    let o = as_user(
-        NOBODY,
-        &env,
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "umask 077; printf 'an ordinary users passphrase\\n' > {}; mkdir {}",
-                pw.display(),
-                mnt.display()
-            ),
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (vault, mnt, pw) = nobody_vault(&bin, &env, &home);
     let sealfs = |args: &[&str]| {
         let mut a = vec![p(&bin)];
         a.extend_from_slice(args);
         as_user(NOBODY, &env, &a)
     };
-    init_as_nobody(&bin, &env, &pw, &vault);
     let mount = || sealfs(&["mount", "--passfile", p(&pw), p(&vault), p(&mnt)]);
     let run = shared.join("sealfs");
     let mounted = || {
@@ -445,28 +452,13 @@ fn an_ordinary_users_allow_other_and_what_to_fix() {
         format!("XDG_RUNTIME_DIR={}", home.display()),
         "HOME=/nonexistent".into(),
     ];
-    let (vault, mnt, pw) = (home.join("vault"), home.join("mnt"), home.join("pw"));
-    let o = as_user(
-        NOBODY,
-        &env,
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "umask 022; printf 'an ordinary users passphrase\\n' > {pw}; chmod 600 {pw}; mkdir {mnt}",
-                pw = pw.display(),
-                mnt = mnt.display()
-            ),
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (vault, mnt, pw) = nobody_vault(&bin, &env, &home);
     let sealfs_with = |env: &[String], args: &[&str]| {
         let mut a = vec![p(&bin)];
         a.extend_from_slice(args);
         as_user(NOBODY, env, &a)
     };
     let sealfs = |args: &[&str]| sealfs_with(&env, args);
-    init_as_nobody(&bin, &env, &pw, &vault);
     let mounted = || common::mount::mount_line(&mnt).is_some();
     let fails_with = |o: std::process::Output, want: &[&str]| {
         let e = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -563,25 +555,7 @@ fn an_fstab_user_entry_is_mounted_by_that_user() {
         format!("XDG_RUNTIME_DIR={}", home.display()),
         format!("HOME={}", home.display()),
     ];
-    let (vault, mnt, pw) = (home.join("vault"), home.join("mnt"), home.join("pw"));
-    let o = as_user(
-        NOBODY,
-        &env,
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "umask 077; echo 'a users fstab passphrase' > {pw} && mkdir {mnt} && \
-                 {bin} init --passfile {pw} --kdf-memory 64 --recovery-key-file {home}/rk {vault}",
-                pw = pw.display(),
-                mnt = mnt.display(),
-                bin = bin.display(),
-                home = home.display(),
-                vault = vault.display()
-            ),
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (vault, mnt, pw) = nobody_vault(&bin, &env, &home);
     /// /etc/fstab as it was (or its absence) comes back when dropped.
     struct Fstab(Option<Vec<u8>>);
     impl Drop for Fstab {
